@@ -1,0 +1,1 @@
+"""The three NTX services and the ``ntx`` command line that wires them."""

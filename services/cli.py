@@ -1,0 +1,170 @@
+"""The ``ntx`` command line (DESIGN.md §6): one entry point that wires every part."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def _intake_evaluate(args: argparse.Namespace) -> int:
+    from services.intake.cli import evaluate
+
+    return evaluate(args.file, args.as_of)
+
+
+def _schedule_preview(args: argparse.Namespace) -> int:
+    from services.scheduler.cli import preview
+
+    return preview(args.file, args.days)
+
+
+def _alerts_replay(args: argparse.Namespace) -> int:
+    from services.alerts.cli import replay
+
+    return replay(args.file)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from services.runner import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from services.demo import demo
+
+    return demo(args)
+
+
+def _send(args: argparse.Namespace) -> int:
+    from services.tools import send
+
+    return send(args.file)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from services.simulate import simulate
+
+    return simulate(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from services.bench import bench
+
+    return bench(args)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from services.tools import migrate
+
+    return migrate(args.service)
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from shared.schemas import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    from services.worker import run_service
+
+    return run_service(args.name)
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    from services import dlq
+
+    return dlq.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntx", description="NTX: keep patients safely on naltrexone."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str):
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", _run, "start the embedded broker and PostgreSQL, migrate, run the three services")
+    p.add_argument("--data-dir", default=None, help="where the embedded database lives")
+    add("demo", _demo, "a short simulated treatment for a few patients, printed as a timeline")
+
+    intake = sub.add_parser("intake", help="intake rules").add_subparsers(
+        dest="intake_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = intake.add_parser("evaluate", help="print the decision JSON for one intake request")
+    p.add_argument("file", help="intake request JSON, or - for stdin")
+    p.add_argument("--as-of", default=None, help="evaluation date YYYY-MM-DD (default: today)")
+    p.set_defaults(func=_intake_evaluate)
+
+    schedule = sub.add_parser("schedule", help="schedule rules").add_subparsers(
+        dest="schedule_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = schedule.add_parser("preview", help="print the due events of one plan, in time order")
+    p.add_argument("file", help="treatment plan JSON, or - for stdin")
+    p.add_argument("--days", type=int, default=28, help="days from start_date (default 28)")
+    p.set_defaults(func=_schedule_preview)
+
+    alerts = sub.add_parser("alerts", help="alert rules").add_subparsers(
+        dest="alerts_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = alerts.add_parser("replay", help="replay timestamped events through the alert rules")
+    p.add_argument("file", help="JSON-lines events, or - for stdin")
+    p.set_defaults(func=_alerts_replay)
+
+    p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
+    p.add_argument("file")
+
+    p = add("simulate", _simulate, "drive a synthetic cohort end to end on a simulated clock")
+    p.add_argument("--patients", type=int, default=20)
+    p.add_argument("--days", type=int, default=30)
+    p.add_argument("--seed", type=int, default=1)
+
+    p = add("bench", _bench, "the benchmark of issue-level targets; prints a table")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--quick", action="store_true", help="a small run, for smoke checks")
+
+    p = add("migrate", _migrate, "apply database migrations")
+    p.add_argument("service", nargs="?", default="all", choices=["all", "intake", "scheduler", "alerts"])
+
+    p = add("schemas", _schemas, "write JSON Schemas and the AsyncAPI document")
+    p.add_argument("--out", default="docs")
+
+    p = add("service", _service, "run one service in the foreground (used by ntx run and images)")
+    p.add_argument("name", choices=["intake", "scheduler", "alerts"])
+
+    p = add("dlq", _dlq, "inspect and replay dead letters")
+    dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
+    dsub.add_parser("list", help="list dead letters")
+    r = dsub.add_parser("replay", help="re-submit one dead letter")
+    r.add_argument("id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except NotBuiltError as exc:
+        print(f"ntx {args.command}: {exc}", file=sys.stderr)
+        return 3
+
+
+class NotBuiltError(RuntimeError):
+    """A command whose issue is not built yet says so instead of pretending."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

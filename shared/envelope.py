@@ -1,0 +1,151 @@
+"""CloudEvents 1.0 envelope (DESIGN.md §3, normative): parse, validate, build.
+
+Every inbound message goes through :func:`parse`; anything it rejects raises
+:class:`InvalidEvent` with the offending field named, for the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.topics import EventType, event_type
+from shared.types import PATIENT_ID_PATTERN, UtcDateTime, format_utc
+
+#: Larger messages are rejected unread: a clinical event is a few hundred bytes.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+TYPE_PATTERN = r"^ntx\.[a-z_]+(\.[a-z_]+)*\.v[0-9]+$"
+
+
+class InvalidEvent(ValueError):
+    """An inbound message that cannot be accepted; ``field`` names what is wrong."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=256)
+    type: str = Field(pattern=TYPE_PATTERN, max_length=128)
+    time: UtcDateTime
+    subject: str = Field(pattern=PATIENT_ID_PATTERN)
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+    correlationid: str | None = Field(default=None, max_length=128)
+    causationid: str | None = Field(default=None, max_length=128)
+
+    @property
+    def idempotency_key(self) -> tuple[str, str]:
+        return (self.source, self.id)
+
+
+class Event(BaseModel):
+    """A validated envelope with its typed data."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    envelope: Envelope
+    data: BaseModel
+
+    @property
+    def type(self) -> str:
+        return self.envelope.type
+
+    @property
+    def patient_id(self) -> str:
+        return self.envelope.subject
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> InvalidEvent:
+    """The first pydantic error as an :class:`InvalidEvent` naming the field path."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return InvalidEvent(field, msg)
+
+
+def all_errors(exc: ValidationError, prefix: str = "") -> list[InvalidEvent]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(InvalidEvent(field, msg))
+    return out
+
+
+def parse_data(kind: EventType, data: dict[str, Any] | bytes | str) -> BaseModel:
+    raw = data if isinstance(data, bytes | str) else json.dumps(data)
+    try:
+        return kind.model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise first_error(exc, "data") from None
+
+
+def parse(raw: bytes, *, expected_topic: str | None = None, key: bytes | None = None) -> Event:
+    """Bytes off the wire to a typed event, or :class:`InvalidEvent`."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidEvent("message", f"larger than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        envelope = Envelope.model_validate_json(raw)
+    except ValidationError as exc:
+        raise first_error(exc) from None
+    try:
+        kind = event_type(envelope.type)
+    except KeyError:
+        raise InvalidEvent("type", f"unknown event type {envelope.type!r}") from None
+    if expected_topic is not None and kind.topic.name != expected_topic:
+        raise InvalidEvent("type", f"{envelope.type} does not belong on {expected_topic}")
+    data = parse_data(kind, envelope.data)
+    if getattr(data, "patient_id", None) != envelope.subject:
+        raise InvalidEvent("subject", "must equal data.patient_id")
+    if key is not None and key.decode("utf-8", "replace") != envelope.subject:
+        raise InvalidEvent("key", "Kafka key must equal the patient_id")
+    return Event(envelope=envelope, data=data)
+
+
+def build(
+    type_: str,
+    data: BaseModel,
+    *,
+    source: str,
+    time: datetime,
+    correlationid: str | None = None,
+    causationid: str | None = None,
+    id_: str | None = None,
+) -> dict[str, Any]:
+    """A CloudEvents JSON object (as a dict) for ``data``; validates the type exists."""
+    event_type(type_)
+    patient_id = data.patient_id  # type: ignore[attr-defined]
+    return {
+        "specversion": "1.0",
+        "id": id_ or str(uuid.uuid4()),
+        "source": source,
+        "type": type_,
+        "time": format_utc(time),
+        "subject": patient_id,
+        "datacontenttype": "application/json",
+        "data": data.model_dump(mode="json"),
+        "correlationid": correlationid,
+        "causationid": causationid,
+    }
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic UUID for an event derived from its cause, so a replay re-emits
+    the same ``source``+``id`` and downstream inboxes drop the repeat."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "ntx:" + ":".join(parts)))
