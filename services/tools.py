@@ -1,0 +1,74 @@
+"""Operator commands: ``ntx send`` (publish events from a file) and ``ntx migrate``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from aiokafka import AIOKafkaProducer
+
+from shared import db
+from shared.envelope import InvalidEvent, parse
+from shared.outbox import encode
+from shared.settings import get_settings
+from shared.topics import event_type
+
+
+def read_events(path: str) -> list[dict]:
+    """A JSON object, a JSON array, or JSON lines; each a CloudEvents message."""
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    text = text.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    if text.startswith("{") and "\n{" not in text:
+        return [json.loads(text)]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def send(path: str) -> int:
+    try:
+        events = read_events(path)
+        for n, message in enumerate(events, 1):
+            try:
+                parse(encode(message))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"message {n}: {exc.field}", exc.message) from None
+    except (OSError, ValueError) as exc:
+        print(f"ntx send: invalid input: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_publish(events))
+    for message in events:
+        print(json.dumps({"sent": message["type"], "id": message["id"], "topic": event_type(message["type"]).topic.name}))
+    return 0
+
+
+async def _publish(events: list[dict]) -> None:
+    settings = get_settings()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_client_options()
+    )
+    await producer.start()
+    try:
+        for message in events:
+            topic = event_type(message["type"]).topic.name
+            await producer.send_and_wait(topic, encode(message), key=message["subject"].encode())
+    finally:
+        await producer.stop()
+
+
+def migrate(service: str) -> int:
+    from services.worker import SERVICES, load_spec
+
+    settings = get_settings()
+    names = SERVICES if service == "all" else (service,)
+
+    async def go() -> None:
+        for name in names:
+            spec = load_spec(name)
+            applied = await db.migrate(settings.database_url_for(name), name, spec.migrations)
+            print(json.dumps({"service": name, "applied": applied}))
+
+    asyncio.run(go())
+    return 0

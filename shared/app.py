@@ -1,0 +1,101 @@
+"""faust-streaming app factory: one consumer group per service, raw bytes in (the
+runtime validates them), an agent per input topic, ``/health`` and ``/metrics``.
+
+Broker timeouts are short so a worker joins its group in seconds on Tansu. Agents
+never let an exception escape (faust would ack and drop the message): the runtime
+turns bad input into dead letters and waits out database outages.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared.runtime import Runtime
+
+log = logging.getLogger("ntx.app")
+
+
+def make_app(runtime: Runtime) -> faust.App:
+    settings = runtime.settings
+    spec = runtime.spec
+    app = faust.App(
+        f"ntx-{spec.name}{_suffix(runtime)}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        web_enabled=True,
+        web_host=settings.http_host,
+        web_port=settings.http_port or 6066,
+        web_in_thread=False,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_request_timeout=max(settings.broker_session_timeout_s * 2, 10.0),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        topic_partitions=6,
+        stream_wait_empty=True,
+    )
+    for topic in spec.topics:
+        _add_agent(app, runtime, topic.name, topic.partitions)
+
+    @app.service
+    class RuntimeService(Service):  # noqa: F841 - registered by the decorator
+        async def on_start(self) -> None:
+            await runtime.start()
+
+        async def on_stop(self) -> None:
+            await runtime.stop()
+
+    @app.page("/health")
+    async def health(web, request):  # type: ignore[no-untyped-def]
+        status = await runtime.health()
+        return web.json(status, status=200 if status["ok"] else 503)
+
+    @app.page("/metrics")
+    async def metrics(web, request):  # type: ignore[no-untyped-def]
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    return app
+
+
+def _add_agent(app: faust.App, runtime: Runtime, name: str, partitions: int) -> None:
+    topic = app.topic(name, key_type=bytes, value_type=bytes, partitions=partitions)
+
+    async def agent(stream):  # type: ignore[no-untyped-def]
+        async for event in stream.events():
+            msg = event.message
+            try:
+                await runtime.process(name, msg.partition, msg.offset, event.key, event.value)
+            except Exception:  # never escape: faust would ack and drop
+                log.exception("message not handled", extra={"topic": name, "offset": msg.offset})
+
+    app.agent(topic, name=f"ntx-{runtime.spec.name}-{name}")(agent)
+
+
+def _suffix(runtime: Runtime) -> str:
+    return "" if runtime.schema == runtime.spec.name else f"-{runtime.schema}"
+
+
+def _credentials(settings):  # type: ignore[no-untyped-def]
+    """faust credentials for SASL/TLS brokers; None for PLAINTEXT."""
+    proto = settings.kafka_security_protocol
+    ssl_context = settings.kafka_client_options().get("ssl_context")
+    if proto.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=ssl_context,
+        )
+    if proto == "SSL":
+        return faust.SSLCredentials(ssl_context)
+    return None

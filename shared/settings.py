@@ -1,0 +1,76 @@
+"""Runtime settings from the environment (``NTX_*``): where the broker and database are,
+and how the plumbing behaves. Clinical numbers live in each service's domain settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NTX_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    #: SASL/TLS for production brokers; the embedded broker uses PLAINTEXT.
+    kafka_security_protocol: str = Field(
+        default="PLAINTEXT", pattern="^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$"
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        default=None, pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$"
+    )
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    #: Per-service database URLs (least privilege); fall back to ``database_url``.
+    intake_database_url: str | None = None
+    scheduler_database_url: str | None = None
+    alerts_database_url: str | None = None
+    db_pool_min: int = 1
+    db_pool_max: int = 5
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    log_level: str = "INFO"
+
+    #: Faust broker timeouts, short so a worker joins its group in seconds on Tansu.
+    broker_session_timeout_s: float = 6.0
+    broker_heartbeat_interval_s: float = 1.0
+    broker_rebalance_timeout_s: float = 6.0
+
+    relay_batch: int = 500
+    relay_poll_s: float = 0.05
+    timer_batch: int = 200
+    timer_poll_s: float = 0.05
+    #: Rolling horizon of materialised schedule items (see services/scheduler).
+    schedule_horizon_hours: int = 48
+
+    def database_url_for(self, service: str) -> str:
+        return getattr(self, f"{service}_database_url", None) or self.database_url
+
+    def kafka_client_options(self) -> dict[str, object]:
+        """aiokafka keyword arguments for security; empty for PLAINTEXT."""
+        opts: dict[str, object] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            opts["ssl_context"] = create_ssl_context(
+                cafile=self.kafka_ssl_cafile,
+                certfile=self.kafka_ssl_certfile,
+                keyfile=self.kafka_ssl_keyfile,
+            )
+        if self.kafka_security_protocol.startswith("SASL"):
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = self.kafka_sasl_password
+        return opts
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

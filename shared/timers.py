@@ -1,0 +1,53 @@
+"""Durable timers in PostgreSQL: set, cancel, and claim the due ones with
+``FOR UPDATE SKIP LOCKED`` so several workers share them and none fires twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+
+@dataclass(frozen=True)
+class TimerRow:
+    patient_id: str
+    key: str
+    kind: str
+    due_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+async def set_timers(conn: asyncpg.Connection, timers: list[TimerRow]) -> None:
+    if not timers:
+        return
+    await conn.executemany(
+        "INSERT INTO timers (patient_id, key, kind, due_at, payload) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (patient_id, key) DO UPDATE"
+        " SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at, payload = EXCLUDED.payload",
+        [(t.patient_id, t.key, t.kind, t.due_at, t.payload) for t in timers],
+    )
+
+
+async def cancel_timers(conn: asyncpg.Connection, patient_id: str, keys: list[str]) -> None:
+    if keys:
+        await conn.execute(
+            "DELETE FROM timers WHERE patient_id = $1 AND key = ANY($2::text[])", patient_id, keys
+        )
+
+
+async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[TimerRow]:
+    """Lock and return due timers, oldest first; call inside a transaction and
+    delete each with :func:`cancel_timers` in that same transaction once handled."""
+    rows = await conn.fetch(
+        "SELECT patient_id, key, kind, due_at, payload FROM timers WHERE due_at <= $1"
+        " ORDER BY due_at, patient_id, key LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now,
+        limit,
+    )
+    return [TimerRow(**dict(r)) for r in rows]
+
+
+async def next_due(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval("SELECT min(due_at) FROM timers")
