@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from services.tools import send
 
-    return send(args.file)
+    return send(args.file, unchecked=args.unchecked)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
     p.add_argument("file")
+    p.add_argument(
+        "--unchecked", action="store_true", help="skip validation (to exercise the dead-letter path)"
+    )
 
     p = add("simulate", _simulate, "drive a synthetic cohort end to end on a simulated clock")
     p.add_argument("--patients", type=int, default=20)

@@ -13,7 +13,7 @@ from shared import db
 from shared.envelope import InvalidEvent, parse
 from shared.outbox import encode
 from shared.settings import get_settings
-from shared.topics import event_type
+from shared.topics import EVENT_TYPES, event_type
 
 
 def read_events(path: str) -> list[dict]:
@@ -27,14 +27,11 @@ def read_events(path: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def send(path: str) -> int:
+def send(path: str, *, unchecked: bool = False) -> int:
     try:
         events = read_events(path)
         for n, message in enumerate(events, 1):
-            try:
-                parse(encode(message))
-            except InvalidEvent as exc:
-                raise InvalidEvent(f"message {n}: {exc.field}", exc.message) from None
+            _check(n, message, unchecked)
     except (OSError, ValueError) as exc:
         print(f"ntx send: invalid input: {exc}", file=sys.stderr)
         return 2
@@ -42,6 +39,19 @@ def send(path: str) -> int:
     for message in events:
         print(json.dumps({"sent": message["type"], "id": message["id"], "topic": event_type(message["type"]).topic.name}))
     return 0
+
+
+def _check(n: int, message: dict, unchecked: bool) -> None:
+    """Validate before sending; unchecked still needs a routable type and subject."""
+    if not isinstance(message, dict) or message.get("type") not in EVENT_TYPES:
+        raise ValueError(f"message {n}: type: unknown or missing event type")
+    if not isinstance(message.get("subject"), str):
+        raise ValueError(f"message {n}: subject: required")
+    if not unchecked:
+        try:
+            parse(encode(message))
+        except InvalidEvent as exc:
+            raise ValueError(f"message {n}: {exc}") from None
 
 
 async def _publish(events: list[dict]) -> None:

@@ -3,7 +3,10 @@ and how the plumbing behaves. Clinical numbers live in each service's domain set
 
 from __future__ import annotations
 
+import json
+import os
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,6 +74,25 @@ class Settings(BaseSettings):
         return opts
 
 
+ENDPOINTS_FILE = "endpoints.json"
+
+
+def write_endpoints(data_dir: Path, bootstrap: str, database_url: str) -> None:
+    """``ntx run`` records where its embedded broker and database listen, so
+    ``ntx send`` in another terminal finds them without exporting anything."""
+    payload = {"kafka_bootstrap": bootstrap, "database_url": database_url}
+    (data_dir / ENDPOINTS_FILE).write_text(json.dumps(payload))
+
+
+def _running_endpoints() -> dict[str, str]:
+    path = Path(os.environ.get("NTX_DATA_DIR", "var")) / ENDPOINTS_FILE
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in found.items() if f"NTX_{k.upper()}" not in os.environ}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    return Settings(**_running_endpoints())

@@ -1,0 +1,137 @@
+"""``ntx run``: the embedded broker and PostgreSQL (unless configured elsewhere), the
+migrations, and the three services as three separate processes until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.infra import EmbeddedStack, create_topics, free_port
+from shared.settings import ENDPOINTS_FILE, write_endpoints
+
+SERVICES = ("intake", "scheduler", "alerts")
+
+
+@dataclass
+class ServiceProcesses:
+    """Three ``ntx service NAME`` children sharing one environment."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def start(self, name: str) -> subprocess.Popen:
+        port = self.ports.setdefault(name, free_port())
+        env = {**self.env, "NTX_HTTP_PORT": str(port)}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "service", name],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def start_all(self) -> None:
+        for name in SERVICES:
+            self.start(name)
+
+    def health(self, name: str) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/health", timeout=2) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):
+            return None
+
+    def wait_healthy(self, timeout: float = 90.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all((self.health(n) or {}).get("ok") for n in self.procs):
+                return True
+            if any(p.poll() is not None for p in self.procs.values()):
+                return False
+            time.sleep(0.5)
+        return False
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        return proc.returncode
+
+    def stop_all(self) -> dict[str, int | None]:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        return {name: self.stop(name) for name in list(self.procs)}
+
+
+def service_env(bootstrap: str, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "NTX_KAFKA_BOOTSTRAP": bootstrap, "NTX_DATABASE_URL": database_url}
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
+    """Broker + database + topics + the three services; stops all on exit."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with EmbeddedStack(data_dir) as stack:
+        asyncio.run(create_topics(stack.bootstrap))
+        _migrate(stack.bootstrap, stack.database_url)
+        procs = ServiceProcesses(service_env(stack.bootstrap, stack.database_url, extra_env), data_dir)
+        procs.start_all()
+        try:
+            yield stack, procs
+        finally:
+            procs.stop_all()
+
+
+def _migrate(bootstrap: str, database_url: str) -> None:
+    env = service_env(bootstrap, database_url)
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def run(args) -> int:  # type: ignore[no-untyped-def]
+    data_dir = Path(args.data_dir or os.environ.get("NTX_DATA_DIR", "var")).resolve()
+    print(f"ntx: starting broker, database and services (data in {data_dir})", flush=True)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    with running_stack(data_dir) as (stack, procs):
+        write_endpoints(data_dir, stack.bootstrap, stack.database_url)
+        healthy = procs.wait_healthy()
+        _print_ready(stack, procs, healthy, data_dir)
+        try:
+            while not stop["now"] and all(p.poll() is None for p in procs.procs.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        print("ntx: stopping services...", flush=True)
+        (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+    print(f"ntx: stopped. Database files and service logs are in {data_dir}", flush=True)
+    return 0
+
+
+def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    state = "ready" if healthy else "NOT healthy (see logs)"
+    print(f"ntx: services {state}", flush=True)
+    print(f"  export NTX_KAFKA_BOOTSTRAP={stack.bootstrap}", flush=True)
+    print(f"  export NTX_DATABASE_URL={stack.database_url}", flush=True)
+    for name, port in procs.ports.items():
+        print(f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}", flush=True)
+    print("  Ctrl-C stops everything.", flush=True)
+
