@@ -221,12 +221,13 @@ class Runtime:
         assert self.pool is not None
         letter = dead_letter(self.spec.name, topic, partition, offset, key, raw, reason, field_, self.clock.now())
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            fresh = await conn.fetchval(
                 'INSERT INTO dead_letters (id, topic, partition, "offset", key, reason, field, original, received_at)'
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
                 uuid.UUID(letter.id), topic, partition, offset, letter.key, reason, field_, raw, letter.received_at,
             )
-            await outbox.enqueue(conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json")))
+            if fresh:
+                await outbox.enqueue(conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json")))
         metrics.CONSUMED.labels(self.spec.name, "dead").inc()
         log.warning("dead letter", extra={"service": self.spec.name, "topic": topic, "field": field_, "reason": reason})
         self.wake_relay()

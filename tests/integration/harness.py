@@ -1,0 +1,101 @@
+"""Test harness: a Runtime fed by a plain aiokafka consumer, so plumbing tests run
+in-process against the real broker and database without a faust worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.clock import SimulatedClock
+from shared.runtime import Runtime, ServiceSpec
+from shared.settings import Settings
+
+
+def settings_for(infra, **overrides) -> Settings:
+    return Settings(
+        kafka_bootstrap=infra.bootstrap, database_url=infra.database_url, **overrides
+    )
+
+
+class Harness:
+    """Runs ``runtime`` and pumps its topics (optionally renamed) into ``process``."""
+
+    def __init__(self, spec: ServiceSpec, infra, schema: str, *, clock=None, group: str | None = None):
+        self.clock = clock or SimulatedClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
+        self.runtime = Runtime(spec, settings_for(infra), self.clock, schema=schema)
+        self.infra = infra
+        self.group = group or f"g-{schema}"
+        self.outcomes: list[tuple[str, bytes | None]] = []
+        self._task: asyncio.Task | None = None
+
+    async def __aenter__(self) -> Harness:
+        await self.runtime.start()
+        self.consumer = AIOKafkaConsumer(
+            *[t.name for t in self.runtime.spec.topics],
+            bootstrap_servers=self.infra.bootstrap,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=True,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            rebalance_timeout_ms=6000,
+        )
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._pump())
+        return self
+
+    async def _pump(self) -> None:
+        async for msg in self.consumer:
+            outcome = await self.runtime.process(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+            self.outcomes.append((outcome, msg.key))
+
+    def outcomes_for(self, patient: str) -> list[str]:
+        return [o for o, key in self.outcomes if key == patient.encode()]
+
+    async def __aexit__(self, *exc) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+        await self.runtime.stop()
+
+
+async def produce(bootstrap: str, topic: str, key: bytes | None, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, until, timeout: float = 30.0) -> list:
+    """Read ``topic`` from the start until ``until(messages)`` is true or time runs out."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    seen: list = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(seen) and asyncio.get_running_loop().time() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for msgs in batch.values():
+                seen.extend(msgs)
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def eventually(check, timeout: float = 30.0, interval: float = 0.1):
+    """Poll an async ``check`` until it returns a truthy value."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await check()
+        if result or asyncio.get_running_loop().time() > deadline:
+            return result
+        await asyncio.sleep(interval)
