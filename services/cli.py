@@ -94,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("run", _run, "start the embedded broker and PostgreSQL, migrate, run the three services")
+    p = add(
+        "run", _run, "start the embedded broker and PostgreSQL, migrate, run the three services"
+    )
     p.add_argument("--data-dir", default=None, help="where the embedded database lives")
     add("demo", _demo, "a short simulated treatment for a few patients, printed as a timeline")
 
@@ -124,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
     p.add_argument("file")
     p.add_argument(
-        "--unchecked", action="store_true", help="skip validation (to exercise the dead-letter path)"
+        "--unchecked",
+        action="store_true",
+        help="skip validation (to exercise the dead-letter path)",
     )
 
     p = add("simulate", _simulate, "drive a synthetic cohort end to end on a simulated clock")
@@ -137,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small run, for smoke checks")
 
     p = add("migrate", _migrate, "apply database migrations")
-    p.add_argument("service", nargs="?", default="all", choices=["all", "intake", "scheduler", "alerts"])
+    p.add_argument(
+        "service", nargs="?", default="all", choices=["all", "intake", "scheduler", "alerts"]
+    )
 
     p = add("schemas", _schemas, "write JSON Schemas and the AsyncAPI document")
     p.add_argument("--out", default="docs")

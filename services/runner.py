@@ -33,11 +33,13 @@ class ServiceProcesses:
     def start(self, name: str) -> subprocess.Popen:
         port = self.ports.setdefault(name, free_port())
         env = {**self.env, "NTX_HTTP_PORT": str(port)}
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "service", name],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own fd
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "service", name],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.procs[name] = proc
         return proc
 
@@ -47,7 +49,9 @@ class ServiceProcesses:
 
     def health(self, name: str) -> dict | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[name]}/health", timeout=2) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.ports[name]}/health", timeout=2
+            ) as r:
                 return json.loads(r.read())
         except (OSError, ValueError):
             return None
@@ -80,7 +84,9 @@ class ServiceProcesses:
         return {name: self.stop(name) for name in list(self.procs)}
 
 
-def service_env(bootstrap: str, database_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+def service_env(
+    bootstrap: str, database_url: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
     env = {**os.environ, "NTX_KAFKA_BOOTSTRAP": bootstrap, "NTX_DATABASE_URL": database_url}
     env.update(extra or {})
     return env
@@ -93,7 +99,9 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     with EmbeddedStack(data_dir) as stack:
         asyncio.run(create_topics(stack.bootstrap))
         _migrate(stack.bootstrap, stack.database_url)
-        procs = ServiceProcesses(service_env(stack.bootstrap, stack.database_url, extra_env), data_dir)
+        procs = ServiceProcesses(
+            service_env(stack.bootstrap, stack.database_url, extra_env), data_dir
+        )
         procs.start_all()
         try:
             yield stack, procs
@@ -103,7 +111,12 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
 
 def _migrate(bootstrap: str, database_url: str) -> None:
     env = service_env(bootstrap, database_url)
-    subprocess.run([sys.executable, "-m", "services.cli", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "services.cli", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def run(args) -> int:  # type: ignore[no-untyped-def]
@@ -132,6 +145,8 @@ def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) 
     print(f"  export NTX_KAFKA_BOOTSTRAP={stack.bootstrap}", flush=True)
     print(f"  export NTX_DATABASE_URL={stack.database_url}", flush=True)
     for name, port in procs.ports.items():
-        print(f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}", flush=True)
+        print(
+            f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}",
+            flush=True,
+        )
     print("  Ctrl-C stops everything.", flush=True)
-

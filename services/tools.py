@@ -37,7 +37,15 @@ def send(path: str, *, unchecked: bool = False) -> int:
         return 2
     asyncio.run(_publish(events))
     for message in events:
-        print(json.dumps({"sent": message["type"], "id": message["id"], "topic": event_type(message["type"]).topic.name}))
+        print(
+            json.dumps(
+                {
+                    "sent": message["type"],
+                    "id": message["id"],
+                    "topic": event_type(message["type"]).topic.name,
+                }
+            )
+        )
     return 0
 
 

@@ -109,7 +109,9 @@ async def _migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migra
         for m in migrations:
             if m.version in applied:
                 if applied[m.version] != m.checksum:
-                    raise RuntimeError(f"{schema} migration {m.version} changed after it was applied")
+                    raise RuntimeError(
+                        f"{schema} migration {m.version} changed after it was applied"
+                    )
                 continue
             async with conn.transaction():
                 await conn.execute(m.sql)
@@ -133,7 +135,7 @@ async def wait_for_database(url: str, *, attempts: int = 60, delay: float = 0.5)
             conn = await asyncpg.connect(url, timeout=5)
             await conn.close()
             return
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             if attempt == attempts - 1:
                 raise
             await asyncio.sleep(delay)

@@ -40,7 +40,9 @@ def dead_letter(
 ) -> DeadLetter:
     # Same message, same letter id: a redelivery is not dead-lettered twice.
     digest = hashlib.sha256(raw).hexdigest()
-    letter_id = uuid.uuid5(uuid.NAMESPACE_URL, f"ntx-dlq:{service}:{topic}:{partition}:{offset}:{digest}")
+    letter_id = uuid.uuid5(
+        uuid.NAMESPACE_URL, f"ntx-dlq:{service}:{topic}:{partition}:{offset}:{digest}"
+    )
     return DeadLetter(
         id=str(letter_id),
         service=service,

@@ -28,7 +28,9 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in _FORBIDDEN and not key.startswith("_"):
-                line[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
+                line[key] = (
+                    value if isinstance(value, str | int | float | bool | None) else str(value)
+                )
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, separators=(",", ":"))
@@ -42,5 +44,9 @@ def logging_config(service: str, level: str = "INFO") -> dict[str, Any]:
         "formatters": {"json": {"()": JsonFormatter, "service": service}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
         "root": {"handlers": ["stderr"], "level": level},
-        "loggers": {"aiokafka": {"level": "WARNING"}, "faust": {"level": "WARNING"}, "mode": {"level": "WARNING"}},
+        "loggers": {
+            "aiokafka": {"level": "WARNING"},
+            "faust": {"level": "WARNING"},
+            "mode": {"level": "WARNING"},
+        },
     }

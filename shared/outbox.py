@@ -28,7 +28,9 @@ def encode(value: dict[str, Any]) -> bytes:
 
 
 async def enqueue(conn: asyncpg.Connection, topic: str, key: str | None, value: bytes) -> None:
-    await conn.execute("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", topic, key, value)
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", topic, key, value
+    )
 
 
 async def enqueue_events(conn: asyncpg.Connection, envelopes: list[dict[str, Any]]) -> None:
@@ -47,7 +49,14 @@ class Relay:
     """Publishes unsent outbox rows. One relay at a time per schema (advisory lock) so
     a patient's events leave in the order they were written, even with two workers."""
 
-    def __init__(self, pool: asyncpg.Pool, send_batch: Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[None]], *, schema: str, batch: int = 500):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        send_batch: Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[None]],
+        *,
+        schema: str,
+        batch: int = 500,
+    ):
         self.pool = pool
         self.send_batch = send_batch
         self.batch = batch
@@ -81,7 +90,9 @@ class Relay:
                 sent = await self.run_once()
                 backoff = poll_s
             except Exception as exc:  # broker or database away: keep rows, retry
-                log.warning("relay retry", extra={"error": type(exc).__name__, "backoff_s": backoff})
+                log.warning(
+                    "relay retry", extra={"error": type(exc).__name__, "backoff_s": backoff}
+                )
                 sent = 0
                 backoff = min(backoff * 2 if backoff >= 0.2 else 0.2, 5.0)
             if sent == 0:

@@ -9,6 +9,7 @@ tests and the simulator can call the same methods directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -93,7 +94,9 @@ class ServiceSpec:
 
 
 class Runtime:
-    def __init__(self, spec: ServiceSpec, settings: Settings, clock: Clock, *, schema: str | None = None):
+    def __init__(
+        self, spec: ServiceSpec, settings: Settings, clock: Clock, *, schema: str | None = None
+    ):
         self.spec = spec
         self.settings = settings
         self.clock = clock
@@ -122,7 +125,9 @@ class Runtime:
             **self.settings.kafka_client_options(),
         )
         await self.producer.start()
-        self.relay = outbox.Relay(self.pool, self._send_batch, schema=self.schema, batch=self.settings.relay_batch)
+        self.relay = outbox.Relay(
+            self.pool, self._send_batch, schema=self.schema, batch=self.settings.relay_batch
+        )
         self._spawn(self.relay.run(self.stopping, self.settings.relay_poll_s))
         if self.spec.on_timer is not None:
             self._spawn(self._timer_loop())
@@ -152,7 +157,9 @@ class Runtime:
         await asyncio.gather(*futures)
         metrics.PUBLISHED.labels(self.spec.name).inc(len(rows))
 
-    def context(self, conn: asyncpg.Connection, now: datetime, cause: Envelope | None = None) -> Context:
+    def context(
+        self, conn: asyncpg.Connection, now: datetime, cause: Envelope | None = None
+    ) -> Context:
         return Context(conn, now, self.spec.source, cause=cause, settings=self.settings)
 
     def wake_relay(self) -> None:
@@ -170,21 +177,29 @@ class Runtime:
         try:
             event = parse(raw, expected_topic=topic, key=key)
         except InvalidEvent as exc:
-            await self._retrying(self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field)
+            await self._retrying(
+                self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field
+            )
             return "dead"
         try:
             return await self._retrying(self._handle, event, raw)
         except _IdReused:
             reason = "id reused with a different body"
-            await self._retrying(self._dead_letter, topic, partition, offset, key, raw, reason, "id")
+            await self._retrying(
+                self._dead_letter, topic, partition, offset, key, raw, reason, "id"
+            )
             return "dead"
         except InvalidEvent as exc:  # valid shape, refused by the service's rules
-            await self._retrying(self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field)
+            await self._retrying(
+                self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field
+            )
             return "dead"
         except Exception as exc:  # a defect, not bad input: keep the message for operators
             log.exception("handler failed", extra={"service": self.spec.name, "type": event.type})
             reason = f"internal error {type(exc).__name__}; replay once fixed"
-            await self._retrying(self._dead_letter, topic, partition, offset, key, raw, reason, None)
+            await self._retrying(
+                self._dead_letter, topic, partition, offset, key, raw, reason, None
+            )
             return "dead"
 
     async def _handle(self, event: Event, raw: bytes) -> str:
@@ -216,20 +231,42 @@ class Runtime:
                 delay = min(delay * 2, 5.0)
 
     async def _dead_letter(
-        self, topic: str, partition: int | None, offset: int | None, key: bytes | None, raw: bytes, reason: str, field_: str | None
+        self,
+        topic: str,
+        partition: int | None,
+        offset: int | None,
+        key: bytes | None,
+        raw: bytes,
+        reason: str,
+        field_: str | None,
     ) -> None:
         assert self.pool is not None
-        letter = dead_letter(self.spec.name, topic, partition, offset, key, raw, reason, field_, self.clock.now())
+        letter = dead_letter(
+            self.spec.name, topic, partition, offset, key, raw, reason, field_, self.clock.now()
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             fresh = await conn.fetchval(
                 'INSERT INTO dead_letters (id, topic, partition, "offset", key, reason, field, original, received_at)'
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
-                uuid.UUID(letter.id), topic, partition, offset, letter.key, reason, field_, raw, letter.received_at,
+                uuid.UUID(letter.id),
+                topic,
+                partition,
+                offset,
+                letter.key,
+                reason,
+                field_,
+                raw,
+                letter.received_at,
             )
             if fresh:
-                await outbox.enqueue(conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json")))
+                await outbox.enqueue(
+                    conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json"))
+                )
         metrics.CONSUMED.labels(self.spec.name, "dead").inc()
-        log.warning("dead letter", extra={"service": self.spec.name, "topic": topic, "field": field_, "reason": reason})
+        log.warning(
+            "dead letter",
+            extra={"service": self.spec.name, "topic": topic, "field": field_, "reason": reason},
+        )
         self.wake_relay()
 
     # --- timers --------------------------------------------------------------------
@@ -264,13 +301,13 @@ class Runtime:
                 busy = await step()
                 backoff = poll_s
             except Exception as exc:
-                log.warning("loop retry", extra={"service": self.spec.name, "error": type(exc).__name__})
+                log.warning(
+                    "loop retry", extra={"service": self.spec.name, "error": type(exc).__name__}
+                )
                 busy, backoff = 0, min(max(backoff * 2, 0.2), 5.0)
             if not busy:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
 
     async def health(self) -> dict[str, Any]:
         status = {"service": self.spec.name, "ready": self.ready.is_set(), "database": False}

@@ -95,4 +95,4 @@ def _running_endpoints() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings(**_running_endpoints())
+    return Settings().model_copy(update=_running_endpoints())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 
 from shared import events as ev
@@ -74,7 +75,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
 @dataclass(frozen=True)
 class EventType:
     type: str
-    model: type[ev.Data]
+    model: builtins.type[ev.Data]
     topic: Topic
     source: str
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.alerts.domain.engine import Outcome, Timer, handle as engine_handle, on_timer as engine_on_timer
+from services.alerts.domain.engine import Outcome, Timer
+from services.alerts.domain.engine import handle as engine_handle
+from services.alerts.domain.engine import on_timer as engine_on_timer
 from services.alerts.domain.state import PatientAlertState
 from shared.envelope import Event
 from shared.runtime import Context, ServiceSpec
@@ -39,7 +41,9 @@ async def _apply(ctx: Context, patient_id: str, outcome: Outcome) -> None:
     await ctx.conn.execute(
         "INSERT INTO patient_state (patient_id, state, updated_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (patient_id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-        patient_id, outcome.state.model_dump(mode="json"), ctx.now,
+        patient_id,
+        outcome.state.model_dump(mode="json"),
+        ctx.now,
     )
     for emit in outcome.emits:
         ctx.emit(emit.type, emit.data, id_=emit.id)
@@ -55,7 +59,9 @@ async def _audit(ctx: Context, outcome: Outcome) -> None:
     for emit in outcome.emits:
         d = emit.data
         detail = getattr(d, "reason", None) or getattr(d, "audience", "")
-        rows.append((emit.id, d.patient_id, emit.type, d.alert_id, d.alert, d.severity, detail, ctx.now))
+        rows.append(
+            (emit.id, d.patient_id, emit.type, d.alert_id, d.alert, d.severity, detail, ctx.now)
+        )
     await ctx.conn.executemany(
         "INSERT INTO alert_audit (event_id, patient_id, type, alert_id, alert, severity, detail, at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",

@@ -51,10 +51,14 @@ async def on_timer(ctx: Context, timer: TimerRow) -> None:
     decided = evaluate(request, date.fromisoformat(timer.payload["as_of"]))
     await ctx.conn.execute(
         "UPDATE patients SET decision = $2, updated_at = $3 WHERE patient_id = $1",
-        timer.patient_id, decided.decision, ctx.now,
+        timer.patient_id,
+        decided.decision,
+        ctx.now,
     )
     trigger = f"recheck:{decided.as_of}"
-    await _publish(ctx, row["request_source"], row["request_id"], decided, trigger, request.timezone)
+    await _publish(
+        ctx, row["request_source"], row["request_id"], decided, trigger, request.timezone
+    )
 
 
 async def _is_superseded(ctx: Context, patient_id: str, requested_at: datetime) -> bool:
@@ -64,15 +68,22 @@ async def _is_superseded(ctx: Context, patient_id: str, requested_at: datetime) 
     return current is not None and current > requested_at
 
 
-async def _store_current(ctx: Context, env: Envelope, request: IntakeRequested, decided: IntakeDecided) -> None:
+async def _store_current(
+    ctx: Context, env: Envelope, request: IntakeRequested, decided: IntakeDecided
+) -> None:
     await ctx.conn.execute(
         "INSERT INTO patients (patient_id, request_source, request_id, requested_at, request, decision, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (patient_id) DO UPDATE SET"
         " request_source = EXCLUDED.request_source, request_id = EXCLUDED.request_id,"
         " requested_at = EXCLUDED.requested_at, request = EXCLUDED.request,"
         " decision = EXCLUDED.decision, updated_at = EXCLUDED.updated_at",
-        request.patient_id, env.source, env.id, env.time,
-        request.model_dump(mode="json"), decided.decision, ctx.now,
+        request.patient_id,
+        env.source,
+        env.id,
+        env.time,
+        request.model_dump(mode="json"),
+        decided.decision,
+        ctx.now,
     )
 
 
@@ -102,15 +113,32 @@ def _schedule_recheck(ctx: Context, request_id: str, decided: IntakeDecided, zon
     )
 
 
-async def _audit(ctx: Context, source: str, request_id: str, decided: IntakeDecided, trigger: str, event_id: str | None) -> None:
+async def _audit(
+    ctx: Context,
+    source: str,
+    request_id: str,
+    decided: IntakeDecided,
+    trigger: str,
+    event_id: str | None,
+) -> None:
     d = decided.model_dump(mode="json")
     await ctx.conn.execute(
         "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
         " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        decided.patient_id, source, request_id, ctx.now, decided.as_of, trigger,
-        decided.ruleset_version, decided.decision, d["reasons"], decided.earliest_start_date,
-        d["advisories"], d["plan"], event_id,
+        decided.patient_id,
+        source,
+        request_id,
+        ctx.now,
+        decided.as_of,
+        trigger,
+        decided.ruleset_version,
+        decided.decision,
+        d["reasons"],
+        decided.earliest_start_date,
+        d["advisories"],
+        d["plan"],
+        event_id,
     )
 
 
@@ -119,7 +147,11 @@ async def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequeste
         "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
         " ruleset_version, decision, reasons, advisories) VALUES ($1, $2, $3, $4, $5, 'superseded',"
         " '-', 'superseded', '[]'::jsonb, '[]'::jsonb)",
-        request.patient_id, env.source, env.id, ctx.now, local_today(ctx.now, request.timezone),
+        request.patient_id,
+        env.source,
+        env.id,
+        ctx.now,
+        local_today(ctx.now, request.timezone),
     )
 
 

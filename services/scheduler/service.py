@@ -56,12 +56,19 @@ async def _create_plan(ctx: Context, event: Event) -> None:
         " VALUES ($1, $2, true, $3, $4) ON CONFLICT (patient_id) DO UPDATE SET"
         " state = EXCLUDED.state, active = true, horizon_until = EXCLUDED.horizon_until,"
         " updated_at = EXCLUDED.updated_at",
-        decided.patient_id, state.model_dump(mode="json"), until, ctx.now,
+        decided.patient_id,
+        state.model_dump(mode="json"),
+        until,
+        ctx.now,
     )
     await ctx.conn.execute(
         "DELETE FROM due_items WHERE patient_id = $1 AND emitted_at IS NULL", decided.patient_id
     )
-    ctx.emit("ntx.plan.created.v1", decided.plan, id_=stable_id("plan", event.envelope.source, event.envelope.id))
+    ctx.emit(
+        "ntx.plan.created.v1",
+        decided.plan,
+        id_=stable_id("plan", event.envelope.source, event.envelope.id),
+    )
     await _materialise(ctx, decided.patient_id, state, start, until)
 
 
@@ -74,21 +81,29 @@ async def _update_plan(ctx: Context, patient_id: str, change) -> None:  # type: 
     state = change(PlanState.model_validate(row["state"]))
     await ctx.conn.execute(
         "UPDATE plans SET state = $2, updated_at = $3 WHERE patient_id = $1",
-        patient_id, state.model_dump(mode="json"), ctx.now,
+        patient_id,
+        state.model_dump(mode="json"),
+        ctx.now,
     )
     await ctx.conn.execute(
         "DELETE FROM due_items WHERE patient_id = $1 AND emitted_at IS NULL AND due_at >= $2",
-        patient_id, ctx.now,
+        patient_id,
+        ctx.now,
     )
     await _materialise(ctx, patient_id, state, ctx.now, row["horizon_until"])
 
 
-async def _materialise(ctx: Context, patient_id: str, state: PlanState, start: datetime, end: datetime) -> None:
+async def _materialise(
+    ctx: Context, patient_id: str, state: PlanState, start: datetime, end: datetime
+) -> None:
     items = due_items(state, start, end)
     await ctx.conn.executemany(
         "INSERT INTO due_items (patient_id, key, type, due_at, data) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (patient_id, key) DO NOTHING",
-        [(patient_id, i.key, i.type, i.due_utc, i.to_data(patient_id).model_dump(mode="json")) for i in items],
+        [
+            (patient_id, i.key, i.type, i.due_utc, i.to_data(patient_id).model_dump(mode="json"))
+            for i in items
+        ],
     )
 
 
@@ -116,7 +131,9 @@ async def _extend_batch(runtime: Runtime) -> int:
             state = PlanState.model_validate(row["state"])
             await _materialise(ctx, row["patient_id"], state, row["horizon_until"], until)
             await conn.execute(
-                "UPDATE plans SET horizon_until = $2 WHERE patient_id = $1", row["patient_id"], until
+                "UPDATE plans SET horizon_until = $2 WHERE patient_id = $1",
+                row["patient_id"],
+                until,
             )
     return len(rows)
 
@@ -134,7 +151,8 @@ async def _emit_batch(runtime: Runtime) -> int:
             "SELECT patient_id, key, type, due_at, data FROM due_items"
             " WHERE emitted_at IS NULL AND due_at <= $1 ORDER BY due_at, patient_id, key"
             " LIMIT $2 FOR UPDATE SKIP LOCKED",
-            now, runtime.settings.timer_batch,
+            now,
+            runtime.settings.timer_batch,
         )
         ctx = runtime.context(conn, now)
         for r in rows:

@@ -15,15 +15,15 @@ from shared.settings import Settings
 
 
 def settings_for(infra, **overrides) -> Settings:
-    return Settings(
-        kafka_bootstrap=infra.bootstrap, database_url=infra.database_url, **overrides
-    )
+    return Settings(kafka_bootstrap=infra.bootstrap, database_url=infra.database_url, **overrides)
 
 
 class Harness:
     """Runs ``runtime`` and pumps its topics (optionally renamed) into ``process``."""
 
-    def __init__(self, spec: ServiceSpec, infra, schema: str, *, clock=None, group: str | None = None):
+    def __init__(
+        self, spec: ServiceSpec, infra, schema: str, *, clock=None, group: str | None = None
+    ):
         self.clock = clock or SimulatedClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
         self.runtime = Runtime(spec, settings_for(infra), self.clock, schema=schema)
         self.infra = infra
@@ -49,7 +49,9 @@ class Harness:
 
     async def _pump(self) -> None:
         async for msg in self.consumer:
-            outcome = await self.runtime.process(msg.topic, msg.partition, msg.offset, msg.key, msg.value)
+            outcome = await self.runtime.process(
+                msg.topic, msg.partition, msg.offset, msg.key, msg.value
+            )
             self.outcomes.append((outcome, msg.key))
 
     def outcomes_for(self, patient: str) -> list[str]:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from shared import db, outbox
+from shared.clock import SystemClock
 from shared.envelope import build
 from shared.events import DoseAdministered
-from shared.clock import SystemClock
 from shared.runtime import Context, Runtime, ServiceSpec
 from shared.topics import CLINICAL_EVENTS, DLQ
 from tests.integration.harness import Harness, eventually, produce, read_topic, settings_for
@@ -24,16 +24,28 @@ SINK_MIGRATIONS = Path(__file__).parent / "sink_migrations"
 
 async def record(ctx: Context, event) -> None:
     await ctx.conn.execute(
-        "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)", event.patient_id, event.envelope.id
+        "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)",
+        event.patient_id,
+        event.envelope.id,
     )
 
 
-SINK = ServiceSpec(name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=record)
+SINK = ServiceSpec(
+    name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=record
+)
 
 
 def dose_event(patient: str, id_: str | None = None) -> dict:
-    data = DoseAdministered(patient_id=patient, administered_at=datetime(2026, 1, 5, 9, tzinfo=UTC), dose_mg=50)
-    return build("ntx.dose.administered.v1", data, source="test/hs", time=datetime(2026, 1, 5, 9, tzinfo=UTC), id_=id_)
+    data = DoseAdministered(
+        patient_id=patient, administered_at=datetime(2026, 1, 5, 9, tzinfo=UTC), dose_mg=50
+    )
+    return build(
+        "ntx.dose.administered.v1",
+        data,
+        source="test/hs",
+        time=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        id_=id_,
+    )
 
 
 async def received(infra, schema: str, patient: str) -> list[str]:
@@ -75,16 +87,22 @@ async def test_malformed_message_is_dead_lettered_and_next_one_handled(infra, un
     bad = dose_event(patient)
     bad["data"]["dose_mg"] = "fifty"
     good = dose_event(patient)
-    async with Harness(SINK, infra, f"sink_{unique}") as sink:
-        await produce(infra.bootstrap, CLINICAL_EVENTS.name, patient.encode(), json.dumps(bad).encode())
+    async with Harness(SINK, infra, f"sink_{unique}"):
+        await produce(
+            infra.bootstrap, CLINICAL_EVENTS.name, patient.encode(), json.dumps(bad).encode()
+        )
         await produce(infra.bootstrap, CLINICAL_EVENTS.name, patient.encode(), b"{not json")
-        await produce(infra.bootstrap, CLINICAL_EVENTS.name, patient.encode(), json.dumps(good).encode())
+        await produce(
+            infra.bootstrap, CLINICAL_EVENTS.name, patient.encode(), json.dumps(good).encode()
+        )
         assert await eventually(lambda: _has(infra, f"sink_{unique}", patient))
         letters = await read_topic(
             infra.bootstrap, DLQ.name, until=lambda ms: len(_mine(ms, patient)) >= 2
         )
     mine = _mine(letters, patient)
-    assert [m["field"] for m in mine] == ["data.dose_mg", None] or mine[0]["field"] == "data.dose_mg"
+    assert [m["field"] for m in mine] == ["data.dose_mg", None] or mine[0][
+        "field"
+    ] == "data.dose_mg"
     assert "integer" in mine[0]["reason"]
     assert mine[1]["reason"]  # truncated JSON names why
     assert await received(infra, f"sink_{unique}", patient) == [good["id"]]
@@ -123,7 +141,8 @@ async def test_relay_keeps_events_while_broker_paused(infra, unique):
     finally:
         await h.runtime.stop()
     got = await read_topic(
-        infra.bootstrap, CLINICAL_EVENTS.name,
+        infra.bootstrap,
+        CLINICAL_EVENTS.name,
         until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= 5,
     )
     ids = [json.loads(m.value)["id"] for m in got if m.key == patient.encode()]
@@ -132,4 +151,3 @@ async def test_relay_keeps_events_while_broker_paused(infra, unique):
 
 async def _all_sent(conn) -> bool:
     return await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE sent_at IS NULL")
-
