@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared import db
 from shared.envelope import InvalidEvent, parse
+from shared.infra import create_topics
 from shared.outbox import encode
 from shared.settings import get_settings
 from shared.topics import EVENT_TYPES, event_type
@@ -83,6 +84,8 @@ def migrate(service: str) -> int:
     names = SERVICES if service == "all" else (service,)
 
     async def go() -> None:
+        created = await create_topics(settings.kafka_bootstrap, **settings.kafka_client_options())
+        print(json.dumps({"topics_created": created}))
         for name in names:
             spec = load_spec(name)
             applied = await db.migrate(settings.database_url_for(name), name, spec.migrations)

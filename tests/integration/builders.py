@@ -1,0 +1,49 @@
+"""Builders of valid CloudEvents for integration tests."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+
+from shared.envelope import build
+from shared.events import IntakeDecided, TreatmentPlan
+from shared.topics import event_type
+from tests.integration.harness import produce
+
+
+def plan(patient: str, start: date, **changes) -> TreatmentPlan:
+    fields = {
+        "patient_id": patient,
+        "timezone": "America/New_York",
+        "formulation": "oral",
+        "oral_regimen": "daily",
+        "induction_days": 1,
+        "dose_time": "09:00",
+        "start_date": start.isoformat(),
+    }
+    fields.update(changes)
+    return TreatmentPlan.model_validate_json(json.dumps(fields))
+
+
+def accepted(p: TreatmentPlan, at: datetime) -> dict:
+    decided = IntakeDecided(
+        patient_id=p.patient_id,
+        decision="accepted",
+        reasons=[],
+        earliest_start_date=None,
+        advisories=["naloxone_kit_recommended"],
+        plan=p,
+        as_of=p.start_date,
+        ruleset_version="test",
+    )
+    return build("ntx.intake.accepted.v1", decided, source="ntx/intake", time=at)
+
+
+def event(type_: str, at: datetime, **data) -> dict:
+    model = event_type(type_).model.model_validate_json(json.dumps(data, default=str))
+    return build(type_, model, source="test/hs", time=at)
+
+
+async def send(bootstrap: str, envelope: dict) -> None:
+    topic = event_type(envelope["type"]).topic.name
+    await produce(bootstrap, topic, envelope["subject"].encode(), json.dumps(envelope).encode())

@@ -1,0 +1,123 @@
+"""Scheduler worker on the real broker and database with a simulated clock: due
+events in order, two workers without duplicates, catch-up after downtime."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.scheduler.service import SPEC
+from shared import db
+from shared.clock import SimulatedClock
+from shared.runtime import Runtime
+from shared.topics import SCHEDULE
+from tests.integration.builders import accepted, plan, send
+from tests.integration.harness import Harness, eventually, read_topic, settings_for
+
+pytestmark = pytest.mark.infra
+
+START = date(2026, 3, 2)
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 07:00 New York, before the 09:00 dose
+
+
+async def schedule_events(infra, patient: str, n: int, timeout: float = 30) -> list[dict]:
+    msgs = await read_topic(
+        infra.bootstrap, SCHEDULE.name,
+        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n, timeout=timeout,
+    )
+    return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
+
+
+async def due_rows(infra, schema: str, patient: str) -> list:
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        return await conn.fetch(
+            "SELECT key, type, due_at, emitted_at, late FROM due_items WHERE patient_id = $1 ORDER BY due_at, key",
+            patient,
+        )
+    finally:
+        await conn.close()
+
+
+async def test_plan_produces_due_events_in_time_order(infra, unique):
+    patient = f"ord-{unique}"
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, f"sched_{unique}", clock=clock) as h:
+        await send(infra.bootstrap, accepted(plan(patient, START), T0))
+        assert await eventually(lambda: _settled(h, patient))
+        for day in range(1, 4):
+            clock.set(T0 + timedelta(days=day))
+            await eventually(lambda: _emitted_up_to(infra, f"sched_{unique}", patient, clock.now()))
+        events = await schedule_events(infra, patient, 4)
+    types = [e["type"] for e in events]
+    assert types[0] == "ntx.plan.created.v1"
+    doses = [e["data"] for e in events if e["type"] == "ntx.dose.due.v1"]
+    assert [d["due_local"] for d in doses][:4] == [
+        "2026-03-02T09:00", "2026-03-03T09:00", "2026-03-04T09:00", "2026-03-05T09:00",
+    ]
+    assert [d["dose_mg"] for d in doses][:2] == [25, 50]
+    assert [d["due_utc"] for d in doses][:1] == ["2026-03-02T14:00:00Z"]
+    times = [e["time"] for e in events[1:]]
+    assert times == sorted(times)
+
+
+async def test_two_workers_share_due_items_without_duplicates(infra, unique):
+    schema = f"sched_{unique}"
+    patients = [f"two-{unique}-{i}" for i in range(20)]
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        second = Runtime(SPEC, settings_for(infra), clock, schema=schema)
+        await second.start()
+        try:
+            for p in patients:
+                await send(infra.bootstrap, accepted(plan(p, START), T0))
+            assert await eventually(lambda: _all_settled(h, patients))
+            clock.set(T0 + timedelta(days=2))
+            for p in patients:
+                assert await eventually(lambda p=p: _emitted_up_to(infra, schema, p, clock.now()))
+        finally:
+            await second.stop()
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        outbox_ids = await conn.fetch("SELECT value FROM outbox WHERE topic = $1", SCHEDULE.name)
+    finally:
+        await conn.close()
+    ids = [json.loads(r["value"])["id"] for r in outbox_ids]
+    assert len(ids) == len(set(ids))
+    dose_events = [i for i in outbox_ids if json.loads(i["value"])["type"] == "ntx.dose.due.v1"]
+    assert len(dose_events) == 2 * len(patients)  # 2 and 3 March 09:00 New York; 4 March is later
+
+
+async def test_items_missed_during_downtime_are_emitted_late(infra, unique):
+    schema = f"sched_{unique}"
+    patient = f"late-{unique}"
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, accepted(plan(patient, START), T0))
+        assert await eventually(lambda: _settled(h, patient))
+    clock.set(T0 + timedelta(days=1, hours=6))  # down across two 09:00 doses
+    runtime = Runtime(SPEC, settings_for(infra), clock, schema=schema)
+    await runtime.start()
+    try:
+        assert await eventually(lambda: _emitted_up_to(infra, schema, patient, clock.now()))
+    finally:
+        await runtime.stop()
+    rows = [r for r in await due_rows(infra, schema, patient) if r["emitted_at"] is not None]
+    doses = [r for r in rows if r["type"] == "ntx.dose.due.v1"]
+    assert len(doses) == 2 and all(r["late"] for r in doses)
+
+
+async def _settled(h: Harness, patient: str) -> bool:
+    return bool(h.outcomes_for(patient))
+
+
+async def _all_settled(h: Harness, patients: list[str]) -> bool:
+    return all(h.outcomes_for(p) for p in patients)
+
+
+async def _emitted_up_to(infra, schema: str, patient: str, now: datetime) -> bool:
+    rows = await due_rows(infra, schema, patient)
+    due = [r for r in rows if r["due_at"] <= now]
+    return bool(due) and all(r["emitted_at"] is not None for r in due)
