@@ -154,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("dlq", _dlq, "inspect and replay dead letters")
     dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
     dsub.add_parser("list", help="list dead letters")
-    r = dsub.add_parser("replay", help="re-submit one dead letter")
+    r = dsub.add_parser("replay", help="re-submit one dead letter, as it was or corrected")
     r.add_argument("id")
+    r.add_argument("--file", default=None, help="a corrected message to send instead")
     return parser
 
 

@@ -64,15 +64,21 @@ def _check(n: int, message: dict, unchecked: bool) -> None:
 
 
 async def _publish(events: list[dict]) -> None:
+    await publish_raw([(event_type(m["type"]).topic.name, m["subject"], encode(m)) for m in events])
+
+
+async def publish_raw(messages: list[tuple[str, str | None, bytes]]) -> None:
+    """Send ``(topic, key, value)`` messages with one producer, acks=all."""
     settings = get_settings()
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_client_options()
     )
     await producer.start()
     try:
-        for message in events:
-            topic = event_type(message["type"]).topic.name
-            await producer.send_and_wait(topic, encode(message), key=message["subject"].encode())
+        for topic, key, value in messages:
+            await producer.send_and_wait(
+                topic, value, key=key.encode() if key is not None else None
+            )
     finally:
         await producer.stop()
 
@@ -88,7 +94,9 @@ def migrate(service: str) -> int:
         print(json.dumps({"topics_created": created}))
         for name in names:
             spec = load_spec(name)
-            applied = await db.migrate(settings.database_url_for(name), name, spec.migrations)
+            applied = await db.migrate(
+                settings.database_url, name, spec.migrations, owner=db.service_role(name)
+            )
             print(json.dumps({"service": name, "applied": applied}))
 
     asyncio.run(go())

@@ -36,6 +36,7 @@ def make_app(runtime: Runtime) -> faust.App:
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
         broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_commit_interval=settings.broker_commit_interval_s,
         broker_request_timeout=max(settings.broker_session_timeout_s * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,

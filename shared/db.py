@@ -13,9 +13,11 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -80,15 +82,54 @@ async def create_pool(
     )
 
 
-async def migrate(url: str, schema: str, folder: Path) -> list[int]:
-    """Apply pending migrations of ``folder`` to ``schema``; returns versions applied."""
+async def migrate(url: str, schema: str, folder: Path, *, owner: str | None = None) -> list[int]:
+    """Apply pending migrations of ``folder`` to ``schema``; returns versions applied.
+
+    With ``owner`` (run by an administrator), the schema is created owned by that role
+    and the migrations run as it, so the role owns its tables and nothing else."""
     if not SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     conn = await connect(url, schema)
     try:
+        if owner is not None:
+            await _ensure_owner(conn, schema, owner)
         return await _migrate(conn, schema, load_migrations(folder))
     finally:
         await conn.close()
+
+
+def service_role(service: str) -> str:
+    return f"ntx_{service}"
+
+
+async def _ensure_owner(conn: asyncpg.Connection, schema: str, role: str) -> None:
+    """Least privilege: one login role per service, owning only its schema."""
+    if not SCHEMA_NAME.match(role):
+        raise ValueError(f"invalid role name {role!r}")
+    password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
+    if not await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
+        await conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+    if password:
+        await conn.execute(f'ALTER ROLE "{role}" PASSWORD {_literal(password)}')
+    database = await conn.fetchval("SELECT current_database()")
+    await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
+    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
+    await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
+    await conn.execute(f'SET ROLE "{role}"')
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def role_url(admin_url: str, role: str) -> str:
+    """The admin URL with the service role as user (trust or NTX_SERVICE_DB_PASSWORD)."""
+    parts = urlsplit(admin_url)
+    password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
+    user = f"{role}:{quote(password)}" if password else role
+    host = parts.hostname or ""
+    netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 async def _migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[int]:

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = 6.0
     broker_heartbeat_interval_s: float = 1.0
     broker_rebalance_timeout_s: float = 6.0
+    #: How often consumed offsets are committed; simulations use 0.1 s.
+    broker_commit_interval_s: float = 1.0
 
     relay_batch: int = 500
     relay_poll_s: float = 0.05

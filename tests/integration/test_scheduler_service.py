@@ -24,8 +24,10 @@ T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 07:00 New York, before the 09:00
 
 async def schedule_events(infra, patient: str, n: int, timeout: float = 30) -> list[dict]:
     msgs = await read_topic(
-        infra.bootstrap, SCHEDULE.name,
-        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n, timeout=timeout,
+        infra.bootstrap,
+        SCHEDULE.name,
+        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n,
+        timeout=timeout,
     )
     return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
 
@@ -55,7 +57,10 @@ async def test_plan_produces_due_events_in_time_order(infra, unique):
     assert types[0] == "ntx.plan.created.v1"
     doses = [e["data"] for e in events if e["type"] == "ntx.dose.due.v1"]
     assert [d["due_local"] for d in doses][:4] == [
-        "2026-03-02T09:00", "2026-03-03T09:00", "2026-03-04T09:00", "2026-03-05T09:00",
+        "2026-03-02T09:00",
+        "2026-03-03T09:00",
+        "2026-03-04T09:00",
+        "2026-03-05T09:00",
     ]
     assert [d["dose_mg"] for d in doses][:2] == [25, 50]
     assert [d["due_utc"] for d in doses][:1] == ["2026-03-02T14:00:00Z"]
