@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 
 def _intake_evaluate(args: argparse.Namespace) -> int:
-    from services.intake.cli import evaluate
+    from services.intake.cli import evaluate_command
 
-    return evaluate(args.file, args.as_of)
+    return evaluate_command(args.file, args.as_of)
 
 
 def _schedule_preview(args: argparse.Namespace) -> int:

@@ -113,7 +113,8 @@ async def _ensure_owner(conn: asyncpg.Connection, schema: str, role: str) -> Non
         await conn.execute(f'ALTER ROLE "{role}" PASSWORD {_literal(password)}')
     database = await conn.fetchval("SELECT current_database()")
     await conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{role}"')
-    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
+    if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+        await conn.execute(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{role}"')
     await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
     await conn.execute(f'SET ROLE "{role}"')
 
@@ -136,7 +137,8 @@ async def _migrate(conn: asyncpg.Connection, schema: str, migrations: list[Migra
     lock_key = int(hashlib.sha256(f"ntx-migrate:{schema}".encode()).hexdigest()[:15], 16)
     await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f'CREATE SCHEMA "{schema}"')
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version int PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"

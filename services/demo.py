@@ -1,0 +1,162 @@
+"""``ntx demo``: four patients through a simulated month on the real stack, printed
+as a timeline of what the services published.
+
+* ``pt-xr`` accepted on XR, every injection given: quiet apart from due events.
+* ``pt-oral-miss`` accepted on oral daily, skips days 5-8: missed doses, then an
+  overdose-risk alert when the blockade lapses, resolved when dosing resumes.
+* ``pt-stop`` accepted on oral, stops treatment on day 10: discontinued alert.
+* ``pt-deferred`` last used heroin 4 days ago: deferred, re-checked and accepted on
+  the earliest start date.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from services.cluster import Cluster
+from shared.envelope import build
+from shared.localtime import to_utc
+from shared.topics import ALERTS, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE, event_type
+
+ZONE = "America/New_York"
+START = date(2026, 3, 2)
+DAYS = 30
+HS = "hs/demo-clinic"
+
+
+def _event(type_: str, at: datetime, data: dict) -> dict:
+    model = event_type(type_).model.model_validate_json(json.dumps(data))
+    return build(type_, model, source=HS, time=at)
+
+
+def intake(patient: str, formulation: str, last_use: date, at: datetime) -> dict:
+    checked = (at.astimezone(ZoneInfo(ZONE)).date() - timedelta(days=1)).isoformat()
+    data = {
+        "patient_id": patient,
+        "timezone": ZONE,
+        "formulation": formulation,
+        "last_opioid_use": {"date": last_use.isoformat(), "opioid": "heroin"},
+        "urine_drug_screen": {"date": checked, "opioids_detected": False},
+        "naloxone_challenge": {"date": checked, "result": "negative"},
+        "liver_function": {"date": checked, "alt": 30, "ast": 25, "alt_uln": 40, "ast_uln": 40},
+        "consent": {"notify_patient": True, "notify_external": False},
+    }
+    return _event("ntx.intake.requested.v1", at, data)
+
+
+def dose_given(patient: str, day: date, mg: int, type_: str = "ntx.dose.administered.v1") -> dict:
+    at = to_utc(datetime.combine(day, time(9, 20)), ZONE)
+    return _event(
+        type_, at, {"patient_id": patient, "administered_at": at.isoformat(), "dose_mg": mg}
+    )
+
+
+def script() -> dict[date, list[dict]]:
+    """What the health system sends, day by day (sent at 09:20 local)."""
+    plan: dict[date, list[dict]] = {}
+    first = to_utc(datetime.combine(START, time(8, 0)), ZONE)
+    plan[START] = [
+        intake("pt-xr", "xr", START - timedelta(days=10), first),
+        intake("pt-oral-miss", "oral", START - timedelta(days=10), first),
+        intake("pt-stop", "oral", START - timedelta(days=10), first),
+        intake("pt-deferred", "oral", START - timedelta(days=4), first),
+    ]
+    for n in range(DAYS):
+        day = START + timedelta(days=n)
+        sends = plan.setdefault(day, [])
+        if n % 28 == 0:
+            sends.append(dose_given("pt-xr", day, 380, "ntx.injection.administered.v1"))
+        if not 5 <= n <= 8:
+            sends.append(dose_given("pt-oral-miss", day, 25 if n == 0 else 50))
+        if n < 10:
+            sends.append(dose_given("pt-stop", day, 25 if n == 0 else 50))
+        if n == 10:
+            stop_at = to_utc(datetime.combine(day, time(11, 0)), ZONE)
+            sends.append(
+                _event(
+                    "ntx.treatment.stopped.v1",
+                    stop_at,
+                    {
+                        "patient_id": "pt-stop",
+                        "stopped_at": stop_at.isoformat(),
+                        "reason": "patient_choice",
+                    },
+                )
+            )
+        if n >= 3:
+            sends.append(dose_given("pt-deferred", day, 25 if n == 3 else 50))
+    return plan
+
+
+async def drive(cluster: Cluster) -> None:
+    days = script()
+    for n in range(DAYS):
+        day = START + timedelta(days=n)
+        await cluster.advance(
+            to_utc(datetime.combine(day, time(9, 20)), ZONE), step=timedelta(hours=6)
+        )
+        await cluster.send(days.get(day, []))
+        await cluster.settle()
+    await cluster.advance(to_utc(datetime.combine(START + timedelta(days=DAYS), time(0, 0)), ZONE))
+
+
+def timeline_line(event: dict) -> str | None:
+    d = event["data"]
+    kind = event["type"].removeprefix("ntx.").rsplit(".", 1)[0]
+    when = event["time"][:16].replace("T", " ")
+    if kind.startswith("intake."):
+        extra = ", ".join(r["code"] for r in d["reasons"]) or "plan " + (d["plan"] or {}).get(
+            "formulation", ""
+        )
+        detail = f"{d['decision']} ({extra})"
+    elif kind.startswith("alert."):
+        detail = f"{d['alert']} [{d['severity']}] {d['reason']}"
+    elif kind == "notification.requested":
+        detail = f"{d['alert']} -> {d['audience']}" + (
+            " (offer naloxone)" if d.get("offer_naloxone") else ""
+        )
+    elif kind in (
+        "dose.due",
+        "uds.due",
+        "lab.due",
+        "site_check.due",
+        "treatment.review.due",
+        "plan.created",
+    ):
+        return None  # routine: summarised in the counts
+    else:
+        detail = json.dumps({k: v for k, v in d.items() if k != "patient_id"})
+    return f"{when}Z  {d['patient_id']:<13} {kind:<24} {detail}"
+
+
+async def collect(cluster: Cluster) -> list[dict]:
+    events = []
+    for topic in (INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS):
+        events.extend(await cluster.read(topic.name))
+    return sorted(events, key=lambda e: (e["time"], e["type"]))
+
+
+def demo(args) -> int:  # type: ignore[no-untyped-def]
+    with tempfile.TemporaryDirectory(prefix="ntx-demo-") as tmp:
+        start = to_utc(datetime.combine(START, time(7, 0)), ZONE)
+        print(
+            f"ntx demo: starting broker, database and services (simulated from {START})", flush=True
+        )
+        with Cluster(Path(tmp), start) as cluster:
+            asyncio.run(drive(cluster))
+            events = asyncio.run(collect(cluster))
+    counts: dict[str, int] = {}
+    for event in events:
+        counts[event["type"]] = counts.get(event["type"], 0) + 1
+        line = timeline_line(event)
+        if line:
+            print(line)
+    print("\nevents by type:")
+    for type_, n in sorted(counts.items()):
+        print(f"  {type_:<36} {n:>5}")
+    return 0

@@ -1,0 +1,40 @@
+"""``ntx intake evaluate FILE [--as-of DATE]``: the decision JSON of one request,
+from the same rules the intake worker runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from pydantic import ValidationError
+
+from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
+from shared.cliutil import bad_input, read_text, validation_errors
+from shared.clock import SystemClock
+from shared.events import IntakeRequested
+from shared.localtime import local_today
+
+COMMAND = "intake evaluate"
+
+
+def evaluate_command(path: str, as_of: str | None) -> int:
+    try:
+        request = IntakeRequested.model_validate_json(read_text(path))
+    except OSError as exc:
+        return bad_input(COMMAND, [("FILE", exc.strerror or str(exc))])
+    except ValidationError as exc:
+        return bad_input(COMMAND, validation_errors(exc))
+    try:
+        day = (
+            date.fromisoformat(as_of)
+            if as_of
+            else local_today(SystemClock().now(), request.timezone)
+        )
+    except ValueError:
+        return bad_input(COMMAND, [("--as-of", "expected a date YYYY-MM-DD")])
+    try:
+        decided = evaluate(request, day)
+    except IntakeInputError as exc:
+        return bad_input(COMMAND, exc.errors)
+    print(json.dumps(decision_json(decided), indent=2))
+    return 0

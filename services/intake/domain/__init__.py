@@ -1,0 +1,1 @@
+"""Intake rules, pure: who may start naltrexone, and why (DESIGN.md §4.1)."""

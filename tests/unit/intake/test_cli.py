@@ -1,0 +1,49 @@
+"""``ntx intake evaluate``: exit codes, output shape, field-named errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.cli import main
+
+EXAMPLES = sorted((Path(__file__).parents[3] / "examples" / "intake").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_give_their_named_outcome(path, capsys):
+    assert main(["intake", "evaluate", str(path), "--as-of", "2026-11-24"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["decision"] == path.name.split("_")[0]
+    assert set(out) == {"decision", "reasons", "earliest_start_date", "advisories", "plan"}
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (
+            '{"patient_id": "p", "timezone": "Nowhere/City", "formulation": "xr", "last_opioid_use": {"date": "2026-01-01", "opioid": "heroin"}}',
+            "timezone",
+        ),
+        (
+            '{"patient_id": "p", "timezone": "UTC", "formulation": "xr", "last_opioid_use": {"date": "2026-12-01", "opioid": "heroin"}}',
+            "last_opioid_use.date",
+        ),
+        ('{"patient_id": "p"', "input"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field(tmp_path, capsys, body, field):
+    path = tmp_path / "req.json"
+    path.write_text(body)
+    assert main(["intake", "evaluate", str(path), "--as-of", "2026-11-24"]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid input: {field}" in err or (field == "input" and "invalid input" in err)
+    assert "Traceback" not in err
+
+
+def test_bad_as_of_and_missing_file(capsys):
+    assert main(["intake", "evaluate", str(EXAMPLES[0]), "--as-of", "24/11/2026"]) == 2
+    assert main(["intake", "evaluate", "/nonexistent.json"]) == 2
+    assert "--as-of" in capsys.readouterr().err
