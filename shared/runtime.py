@@ -301,9 +301,11 @@ class Runtime:
                 busy = await step()
                 backoff = poll_s
             except Exception as exc:
+                # The type only: messages of validation errors may quote input values.
                 log.warning(
                     "loop retry", extra={"service": self.spec.name, "error": type(exc).__name__}
                 )
+                log.debug("loop failure detail", exc_info=True)
                 busy, backoff = 0, min(max(backoff * 2, 0.2), 5.0)
             if not busy:
                 with contextlib.suppress(TimeoutError):

@@ -78,7 +78,7 @@ async def _update_plan(ctx: Context, patient_id: str, change) -> None:  # type: 
     )
     if row is None:
         return  # no plan: nothing to reschedule (alerts still records the event)
-    state = change(PlanState.model_validate(row["state"]))
+    state = change(PlanState.model_validate(row["state"], strict=False))
     await ctx.conn.execute(
         "UPDATE plans SET state = $2, updated_at = $3 WHERE patient_id = $1",
         patient_id,
@@ -128,7 +128,7 @@ async def _extend_batch(runtime: Runtime) -> int:
         ctx = runtime.context(conn, now)
         for row in rows:
             until = now + timedelta(hours=hours)
-            state = PlanState.model_validate(row["state"])
+            state = PlanState.model_validate(row["state"], strict=False)
             await _materialise(ctx, row["patient_id"], state, row["horizon_until"], until)
             await conn.execute(
                 "UPDATE plans SET horizon_until = $2 WHERE patient_id = $1",

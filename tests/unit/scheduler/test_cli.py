@@ -1,0 +1,32 @@
+"""``ntx schedule preview``: line format, examples, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.cli import main
+
+EXAMPLES = sorted((Path(__file__).parents[3] / "examples" / "plans").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_preview_in_time_order(path, capsys):
+    assert main(["schedule", "preview", str(path), "--days", "60"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert out and all(
+        set(x) == {"type", "due_local", "due_utc", "dose_mg", "test", "reason"} for x in out
+    )
+    assert [x["due_utc"] for x in out] == sorted(x["due_utc"] for x in out)
+    assert all(x["due_utc"].endswith("Z") for x in out)
+
+
+def test_bad_plan_exits_2_naming_the_field(tmp_path, capsys):
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps({**json.loads(EXAMPLES[0].read_text()), "start_date": "2026-13-01"}))
+    assert main(["schedule", "preview", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "start_date" in err and "Traceback" not in err
+    assert main(["schedule", "preview", str(EXAMPLES[0]), "--days", "0"]) == 2
