@@ -34,7 +34,7 @@ async def _load(ctx: Context, patient_id: str) -> PatientAlertState | None:
     raw = await ctx.conn.fetchval(
         "SELECT state FROM patient_state WHERE patient_id = $1 FOR UPDATE", patient_id
     )
-    return None if raw is None else PatientAlertState.model_validate(raw)
+    return None if raw is None else PatientAlertState.model_validate(raw, strict=False)
 
 
 async def _apply(ctx: Context, patient_id: str, outcome: Outcome) -> None:

@@ -1,0 +1,54 @@
+"""Alert numbers (DESIGN.md §4.3), each with its clinical source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+
+def _coverage() -> dict[int, timedelta]:
+    return {
+        # Seed / Revia label: 50 mg blocks 25 mg IV heroin for up to 24 hours;
+        # the 25 mg induction dose is counted the same (conservative: no longer).
+        25: timedelta(hours=24),
+        50: timedelta(hours=24),
+        # Revia label: 100 mg blocks for 48 hours, 150 mg for 72 hours.
+        100: timedelta(hours=48),
+        150: timedelta(hours=72),
+        # Seed / Vivitrol label: one 380 mg injection lasts about 4 weeks.
+        380: timedelta(days=28),
+    }
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    coverage_by_mg: dict[int, timedelta] = field(default_factory=_coverage)
+    # DESIGN.md §4.3: an oral dose not recorded within 12 h is missed.
+    missed_dose_after: timedelta = timedelta(hours=12)
+    # DESIGN.md §4.3: an injection not recorded within 72 h is missed.
+    missed_injection_after: timedelta = timedelta(hours=72)
+    # Seed ("patients who discontinue have increased overdose risk"); DESIGN.md
+    # §4.3: alert when coverage ended 48 h (oral) or 7 days (XR) ago.
+    lapse_grace_oral: timedelta = timedelta(hours=48)
+    lapse_grace_xr: timedelta = timedelta(days=7)
+    # DESIGN.md §4.3: unacknowledged critical alerts escalate after 1 h, high after 24 h.
+    escalate_critical_after: timedelta = timedelta(hours=1)
+    escalate_high_after: timedelta = timedelta(hours=24)
+    # Most fatal overdoses after XR-NTX came within 2 months of the last injection.
+    post_stop_risk: timedelta = timedelta(days=60)
+    # Revia label / ASAM 2020: hepatotoxicity warning at 3x ULN, high at 5x ULN.
+    hepatotoxicity_warning_multiple: Decimal = Decimal(3)
+    hepatotoxicity_high_multiple: Decimal = Decimal(5)
+    # An administration settles the oldest outstanding due at most this early.
+    early_administration: timedelta = timedelta(hours=12)
+
+    def coverage(self, dose_mg: int, injection: bool) -> timedelta:
+        """Protection from one dose; unlisted doses count as the nearest lower one."""
+        if injection:
+            return self.coverage_by_mg[max(self.coverage_by_mg)]
+        listed = [mg for mg in sorted(self.coverage_by_mg) if mg <= dose_mg]
+        return self.coverage_by_mg[listed[-1] if listed else min(self.coverage_by_mg)]
+
+
+DEFAULT_SETTINGS = AlertSettings()

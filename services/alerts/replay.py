@@ -1,0 +1,136 @@
+"""``ntx alerts replay``: JSON-lines events through the alert engine on a simulated
+clock, with state in memory and timers in a heap: the worker's rules, not a copy.
+
+Before an event line at ``at``, timers due strictly before ``at`` fire (an event at
+a deadline counts as on time); a ``"clock"`` line fires every timer due at or before
+its ``at``. Repeated ``id``s are ignored, as the worker's inbox does.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.alerts.domain.engine import Outcome, Timer, handle, on_timer
+from services.alerts.domain.state import PatientAlertState
+from shared.envelope import InvalidEvent, first_error, parse_data
+from shared.topics import EVENT_TYPES, short_type
+from shared.types import UtcDateTime, format_utc
+
+ALERT_TYPES = {"ntx.alert.raised.v1", "ntx.alert.escalated.v1", "ntx.alert.resolved.v1"}
+
+
+class ReplayLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    at: UtcDateTime
+    type: str
+    id: str | None = Field(default=None, max_length=128)
+    data: dict | None = None
+
+
+class ReplayError(ValueError):
+    def __init__(self, line: int, field: str, message: str):
+        super().__init__(f"line {line}: {field}: {message}")
+
+
+@dataclass
+class MemoryStore:
+    """The worker's tables, in memory: states, timers, handled ids."""
+
+    states: dict[str, PatientAlertState] = field(default_factory=dict)
+    timers: dict[tuple[str, str], Timer] = field(default_factory=dict)
+    heap: list[tuple[datetime, str, str]] = field(default_factory=list)
+    seen: set[tuple[str, str]] = field(default_factory=set)
+
+    def apply(self, patient_id: str, outcome: Outcome) -> None:
+        self.states[patient_id] = outcome.state
+        for key in outcome.cancel_timers:
+            self.timers.pop((patient_id, key), None)
+        for timer in outcome.set_timers:
+            self.timers[(patient_id, timer.key)] = timer
+            heapq.heappush(self.heap, (timer.due_at, patient_id, timer.key))
+
+    def pop_due(self, until: datetime, inclusive: bool) -> tuple[str, Timer] | None:
+        while self.heap:
+            due_at, patient_id, key = self.heap[0]
+            if due_at > until or (due_at == until and not inclusive):
+                return None
+            heapq.heappop(self.heap)
+            timer = self.timers.get((patient_id, key))
+            if timer is not None and timer.due_at == due_at:
+                del self.timers[(patient_id, key)]
+                return patient_id, timer
+        return None
+
+
+def replay_lines(lines: Iterable[str]) -> Iterator[dict]:
+    store = MemoryStore()
+    last: datetime | None = None
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        line = _parse_line(number, text)
+        if last is not None and line.at < last:
+            raise ReplayError(number, "at", "lines must be in time order")
+        last = line.at
+        yield from _fire_timers(store, line.at, inclusive=line.type == "clock")
+        if line.type != "clock":
+            yield from _apply(store, number, line)
+
+
+def _parse_line(number: int, text: str) -> ReplayLine:
+    try:
+        line = ReplayLine.model_validate_json(text)
+    except ValidationError as exc:
+        err = first_error(exc)
+        raise ReplayError(number, err.field, err.message) from None
+    if line.type != "clock" and line.type not in EVENT_TYPES:
+        raise ReplayError(number, "type", f"unknown event type {line.type!r}")
+    if line.type != "clock" and (line.id is None or line.data is None):
+        raise ReplayError(number, "id" if line.id is None else "data", "required")
+    return line
+
+
+def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[dict]:
+    key = (line.type, line.id or "")
+    if key in store.seen:
+        return
+    store.seen.add(key)
+    try:
+        data = parse_data(EVENT_TYPES[line.type], line.data or {})
+    except InvalidEvent as exc:
+        raise ReplayError(number, exc.field, exc.message) from None
+    patient_id = data.patient_id  # type: ignore[attr-defined]
+    outcome = handle(store.states.get(patient_id), line.type, data, line.id or "", line.at)
+    store.apply(patient_id, outcome)
+    yield from _alert_lines(outcome, line.at)
+
+
+def _fire_timers(store: MemoryStore, until: datetime, inclusive: bool) -> Iterator[dict]:
+    while (due := store.pop_due(until, inclusive)) is not None:
+        patient_id, timer = due
+        outcome = on_timer(store.states[patient_id], timer, timer.due_at)
+        store.apply(patient_id, outcome)
+        yield from _alert_lines(outcome, timer.due_at)
+
+
+def _alert_lines(outcome: Outcome, at: datetime) -> Iterator[dict]:
+    for emit in outcome.emits:
+        if emit.type in ALERT_TYPES:
+            d = emit.data
+            yield {
+                "at": format_utc(at),
+                "type": short_type(emit.type),
+                "alert": d.alert,  # type: ignore[attr-defined]
+                "severity": d.severity,  # type: ignore[attr-defined]
+                "reason": d.reason,  # type: ignore[attr-defined]
+                "patient_id": d.patient_id,  # type: ignore[attr-defined]
+            }
+
+
+def replay_file_lines(text: str) -> list[dict]:
+    return list(replay_lines(text.splitlines()))
