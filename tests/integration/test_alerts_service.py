@@ -1,0 +1,138 @@
+"""Alerts worker on the real broker and database with a simulated clock."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.alerts.service import SPEC
+from shared import db
+from shared.clock import SimulatedClock
+from shared.envelope import build
+from shared.runtime import Runtime
+from shared.topics import ALERTS, NOTIFICATIONS
+from tests.integration.builders import event, plan, send
+from tests.integration.harness import Harness, eventually, read_topic, settings_for
+
+pytestmark = pytest.mark.infra
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+DUE = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)  # 09:00 New York
+
+
+def plan_created(patient: str, **consent) -> dict:
+    p = plan(patient, date(2026, 3, 2), consent={"notify_patient": True, **consent})
+    return build("ntx.plan.created.v1", p, source="ntx/scheduler", time=T0)
+
+
+def dose_due(patient: str) -> dict:
+    return event(
+        "ntx.dose.due.v1",
+        DUE,
+        patient_id=patient,
+        due_utc=DUE.isoformat(),
+        due_local="2026-03-02T09:00",
+        dose_mg=25,
+    )
+
+
+async def on_topic(infra, topic: str, patient: str, n: int) -> list[dict]:
+    msgs = await read_topic(
+        infra.bootstrap,
+        topic,
+        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n,
+        timeout=20,
+    )
+    return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
+
+
+async def audit(infra, schema: str, patient: str) -> list:
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        return await conn.fetch(
+            "SELECT type, alert, detail FROM alert_audit WHERE patient_id = $1 ORDER BY id", patient
+        )
+    finally:
+        await conn.close()
+
+
+async def test_missed_dose_raises_alert_and_notifications_once(infra, unique):
+    patient, schema = f"miss-{unique}", f"alerts_{unique}"
+    clock = SimulatedClock(T0)
+    due = dose_due(patient)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, plan_created(patient))
+        await send(infra.bootstrap, due)
+        await send(infra.bootstrap, due)  # duplicate delivery
+        assert await eventually(lambda: _settled(h, patient, 3))
+        clock.set(DUE + timedelta(hours=12))
+        alerts = await on_topic(infra, ALERTS.name, patient, 1)
+        notes = await on_topic(infra, NOTIFICATIONS.name, patient, 2)
+        rows = await audit(infra, schema, patient)
+    assert h.outcomes_for(patient) == ["handled", "handled", "repeat"]
+    assert [(a["type"], a["data"]["alert"]) for a in alerts] == [
+        ("ntx.alert.raised.v1", "missed_dose")
+    ]
+    assert sorted(n["data"]["audience"] for n in notes) == ["care_team", "patient"]
+    assert [r["type"] for r in rows].count("ntx.alert.raised.v1") == 1
+
+
+async def test_crash_after_deadline_fired_before_publication_publishes_once(infra, unique):
+    """The deadline's state change and its outbox rows commit together: a worker that
+    dies before the relay runs loses nothing, and its successor sends each event once."""
+    patient, schema = f"crash-{unique}", f"alerts_{unique}"
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, plan_created(patient))
+        await send(infra.bootstrap, dose_due(patient))
+        assert await eventually(lambda: _settled(h, patient, 2))
+    crashed = Runtime(SPEC, settings_for(infra), clock, schema=schema)
+    await crashed.start()
+    crashed.relay.run_once = _never  # the process dies before its relay publishes
+    clock.set(DUE + timedelta(hours=12))
+    assert await eventually(lambda: _fired(infra, schema, patient))
+    await crashed.stop()
+    assert await _unsent(infra, schema, patient) == 3  # raised + care team + patient
+    successor = Runtime(SPEC, settings_for(infra), clock, schema=schema)
+    await successor.start()
+    try:
+        alerts = await on_topic(infra, ALERTS.name, patient, 1)
+        assert await eventually(lambda: _none_unsent(infra, schema, patient))
+    finally:
+        await successor.stop()
+    rows = await audit(infra, schema, patient)
+    assert [r["type"] for r in rows].count("ntx.alert.raised.v1") == 1
+    assert [a["data"]["alert"] for a in alerts] == ["missed_dose"]
+
+
+async def _never() -> int:
+    return 0
+
+
+async def _query(infra, schema: str, sql: str, *args):
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _fired(infra, schema: str, patient: str) -> bool:
+    left = "SELECT count(*) FROM timers WHERE patient_id = $1 AND kind = 'missed_dose'"
+    return await _query(infra, schema, left, patient) == 0
+
+
+async def _unsent(infra, schema: str, patient: str) -> int:
+    return await _query(
+        infra, schema, "SELECT count(*) FROM outbox WHERE key = $1 AND sent_at IS NULL", patient
+    )
+
+
+async def _none_unsent(infra, schema: str, patient: str) -> bool:
+    return await _unsent(infra, schema, patient) == 0
+
+
+async def _settled(h: Harness, patient: str, n: int) -> bool:
+    return len(h.outcomes_for(patient)) >= n
