@@ -216,6 +216,7 @@ class Runtime:
             await self.spec.handle(ctx, event)
             await ctx.flush()
         metrics.CONSUMED.labels(self.spec.name, "handled").inc()
+        log.info("handled", extra={"type": env.type, "patient_id": env.subject, "event_id": env.id})
         self.wake_relay()
         return "handled"
 
