@@ -5,8 +5,8 @@ as a timeline of what the services published.
 * ``pt-oral-miss`` accepted on oral daily, skips days 5-8: missed doses, then an
   overdose-risk alert when the blockade lapses, resolved when dosing resumes.
 * ``pt-stop`` accepted on oral, stops treatment on day 10: discontinued alert.
-* ``pt-deferred`` last used heroin 4 days ago: deferred, re-checked and accepted on
-  the earliest start date.
+* ``pt-deferred`` last used heroin 5 days ago: deferred, re-checked and accepted on
+  the earliest start date (day 2), then adherent.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def script() -> dict[date, list[dict]]:
         intake("pt-xr", "xr", START - timedelta(days=10), first),
         intake("pt-oral-miss", "oral", START - timedelta(days=10), first),
         intake("pt-stop", "oral", START - timedelta(days=10), first),
-        intake("pt-deferred", "oral", START - timedelta(days=4), first),
+        intake("pt-deferred", "oral", START - timedelta(days=5), first),
     ]
     for n in range(DAYS):
         day = START + timedelta(days=n)
@@ -88,8 +88,8 @@ def script() -> dict[date, list[dict]]:
                     },
                 )
             )
-        if n >= 3:
-            sends.append(dose_given("pt-deferred", day, 25 if n == 3 else 50))
+        if n >= 2:
+            sends.append(dose_given("pt-deferred", day, 25 if n == 2 else 50))
     return plan
 
 
@@ -103,6 +103,7 @@ async def drive(cluster: Cluster) -> None:
         await cluster.send(days.get(day, []))
         await cluster.settle()
     await cluster.advance(to_utc(datetime.combine(START + timedelta(days=DAYS), time(0, 0)), ZONE))
+    await cluster.close_probes()
 
 
 def timeline_line(event: dict) -> str | None:

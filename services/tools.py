@@ -67,11 +67,15 @@ async def _publish(events: list[dict]) -> None:
     await publish_raw([(event_type(m["type"]).topic.name, m["subject"], encode(m)) for m in events])
 
 
-async def publish_raw(messages: list[tuple[str, str | None, bytes]]) -> None:
+async def publish_raw(
+    messages: list[tuple[str, str | None, bytes]], bootstrap: str | None = None
+) -> None:
     """Send ``(topic, key, value)`` messages with one producer, acks=all."""
     settings = get_settings()
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", **settings.kafka_client_options()
+        bootstrap_servers=bootstrap or settings.kafka_bootstrap,
+        acks="all",
+        **settings.kafka_client_options(),
     )
     await producer.start()
     try:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.alerts.domain.settings import DEFAULT_SETTINGS, AlertSettings
-from services.alerts.domain.state import OpenAlert, Outstanding, PatientAlertState
+from services.alerts.domain.state import Administration, OpenAlert, Outstanding, PatientAlertState
 from shared import events as ev
 from shared.envelope import stable_id
 from shared.types import format_utc
@@ -189,9 +189,23 @@ def _expect(step: _Step, kind: str, due_utc: datetime, grace: Any) -> None:
     if not step.state.active:
         return
     step.state.on_hold = False  # a regular due ends any surgical hold
+    if _already_given(step, kind, due_utc, grace):
+        return
     key = f"{kind}:{format_utc(due_utc)}"
     step.state.outstanding[key] = Outstanding(kind=kind, due_utc=due_utc)
     step.set(Timer(f"missed:{key}", due_utc + grace, f"missed_{kind}", {"outstanding": key}))
+
+
+def _already_given(step: _Step, kind: str, due_utc: datetime, grace: Any) -> bool:
+    """A due that arrives after the administration that settles it is not missed."""
+    for given in step.state.unmatched:
+        if (
+            given.kind == kind
+            and due_utc - step.s.early_administration <= given.at <= due_utc + grace
+        ):
+            step.state.unmatched.remove(given)
+            return True
+    return False
 
 
 def _held(step: _Step, data: BaseModel, event_id: str) -> None:
@@ -216,7 +230,7 @@ def _administered(step: _Step, kind: str, at: datetime, dose_mg: int) -> None:
     st = step.state
     end = at + step.s.coverage(dose_mg, injection=kind == "injection")
     st.coverage_until = max(st.coverage_until or end, end)
-    _settle_oldest_due(step, kind, at)
+    _settle_due(step, kind, at)
     step.resolve(*(MISSED_DOSE if kind == "dose" else MISSED_INJECTION)[:2])
     step.resolve(*BLOCKADE_LAPSED[:2])
     if st.active:
@@ -224,18 +238,26 @@ def _administered(step: _Step, kind: str, at: datetime, dose_mg: int) -> None:
         step.set(Timer("lapse", st.coverage_until + grace, "lapse"))
 
 
-def _settle_oldest_due(step: _Step, kind: str, at: datetime) -> None:
-    """An administration settles the oldest outstanding due of its kind (given late,
-    or up to 12 h early); a later one then counts for the next."""
-    candidates = sorted(
-        (o.due_utc, key)
-        for key, o in step.state.outstanding.items()
+def _settle_due(step: _Step, kind: str, at: datetime) -> None:
+    """An administration settles the due nearest to it (given late, or up to 12 h
+    early); dues it passes over are missed for good and leave the outstanding list,
+    so a patient who resumes is not reported missing the day after. With no due yet,
+    it waits (unmatched) for one that may still be on its way."""
+    st = step.state
+    candidates = [
+        (abs(o.due_utc - at), key)
+        for key, o in st.outstanding.items()
         if o.kind == kind and o.due_utc - step.s.early_administration <= at
-    )
+    ]
     if candidates:
-        key = candidates[0][1]
-        del step.state.outstanding[key]
-        step.cancel(f"missed:{key}")
+        settled = st.outstanding[min(candidates)[1]]
+        for key, o in list(st.outstanding.items()):
+            if o.kind == kind and o.due_utc <= settled.due_utc:
+                del st.outstanding[key]
+                step.cancel(f"missed:{key}")
+        return
+    kept = [g for g in st.unmatched if g.at >= at - step.s.unmatched_kept_for]
+    st.unmatched = [*kept, Administration(kind=kind, at=at)]
 
 
 def _screen(step: _Step, result: ev.UdsResulted, event_id: str) -> None:

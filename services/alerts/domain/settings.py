@@ -42,6 +42,8 @@ class AlertSettings:
     hepatotoxicity_high_multiple: Decimal = Decimal(5)
     # An administration settles the oldest outstanding due at most this early.
     early_administration: timedelta = timedelta(hours=12)
+    # How long an administration waits for the due it settles (it may arrive first).
+    unmatched_kept_for: timedelta = timedelta(days=2)
 
     def coverage(self, dose_mg: int, injection: bool) -> timedelta:
         """Protection from one dose; unlisted doses count as the nearest lower one."""

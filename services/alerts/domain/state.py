@@ -16,6 +16,15 @@ class Outstanding(BaseModel):
     alerted: bool = False
 
 
+class Administration(BaseModel):
+    """A recorded dose that matched no due yet: its due may still be on its way
+    (due events and administrations travel on different topics)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+    at: datetime
+
+
 class OpenAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alert_id: str
@@ -37,6 +46,7 @@ class PatientAlertState(BaseModel):
     notify_external: bool = False
     coverage_until: datetime | None = None
     outstanding: dict[str, Outstanding] = Field(default_factory=dict)
+    unmatched: list[Administration] = Field(default_factory=list)
     on_hold: bool = False
     suspended: bool = False
     stopped_at: datetime | None = None

@@ -45,9 +45,13 @@ def plan(formulation="oral", notify_patient=False, notify_external=False) -> str
     )
 
 
-def dose_due(t: datetime, mg: int = 50) -> str:
+def dose_due(t: datetime, mg: int = 50, arrives: datetime | None = None) -> str:
     return line(
-        t, "ntx.dose.due.v1", due_utc=z(t), due_local=t.strftime("%Y-%m-%dT%H:%M"), dose_mg=mg
+        arrives or t,
+        "ntx.dose.due.v1",
+        due_utc=z(t),
+        due_local=t.strftime("%Y-%m-%dT%H:%M"),
+        dose_mg=mg,
     )
 
 
@@ -55,9 +59,9 @@ def given(t: datetime, mg: int = 50, kind: str = "dose") -> str:
     return line(t, f"ntx.{kind}.administered.v1", administered_at=z(t), dose_mg=mg)
 
 
-def injection_due(t: datetime) -> str:
+def injection_due(t: datetime, arrives: datetime | None = None) -> str:
     return line(
-        t,
+        arrives or t,
         "ntx.injection.due.v1",
         due_utc=z(t),
         due_local=t.strftime("%Y-%m-%dT%H:%M"),
@@ -379,3 +383,59 @@ def test_cli_replay_exit_codes(tmp_path, capsys):
     assert main(["alerts", "replay", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "line 1: type" in err and "Traceback" not in err
+
+
+def test_administration_recorded_before_its_due_arrives_settles_it():
+    """Dues and administrations travel on different topics: either may come first."""
+    late = T0 + timedelta(minutes=30)
+    assert (
+        run(
+            plan(),
+            given(T0 + timedelta(minutes=20)),
+            dose_due(T0, arrives=late),
+            line(T0 + timedelta(hours=13), "clock"),
+        )
+        == []
+    )
+    out = run(
+        plan("xr"),
+        given(T0 + timedelta(minutes=5), 380, "injection"),
+        injection_due(T0, arrives=late),
+        line(T0 + timedelta(days=4), "clock"),
+    )
+    assert out == []
+
+
+def test_an_early_dose_settles_only_one_due():
+    out = run(
+        plan(),
+        given(T0 - timedelta(hours=1)),
+        dose_due(T0),
+        dose_due(T0 + timedelta(days=1)),
+        line(T0 + timedelta(days=1, hours=12), "clock"),
+    )
+    assert [a for _, a in raised(out)] == ["missed_dose"]
+
+
+def test_resuming_after_missed_days_is_not_missed_again():
+    days = [T0 + timedelta(days=k) for k in range(6)]
+    out = run(
+        plan(),
+        dose_due(days[0]),
+        given(days[0]),
+        dose_due(days[1]),
+        dose_due(days[2]),  # two missed
+        dose_due(days[3]),
+        given(days[3] + timedelta(minutes=10)),
+        dose_due(days[4]),
+        given(days[4] + timedelta(minutes=10)),
+        line(days[5], "clock"),
+    )
+    # coverage ended on day 1, so the blockade lapsed at day 3 09:00, ten minutes
+    # before the patient resumed; after that, no due is reported missing again
+    assert [(k, a) for _, k, a, _ in out] == [
+        ("alert.raised", "missed_dose"),
+        ("alert.raised", "overdose_risk"),
+        ("alert.resolved", "missed_dose"),
+        ("alert.resolved", "overdose_risk"),
+    ]
