@@ -19,7 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from services.cluster import Cluster
-from shared.envelope import build
+from shared.envelope import build, stable_id
 from shared.localtime import to_utc
 from shared.topics import ALERTS, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE, event_type
 
@@ -30,8 +30,15 @@ HS = "hs/demo-clinic"
 
 
 def _event(type_: str, at: datetime, data: dict) -> dict:
+    """Deterministic ids: two runs of the script send (and so cause) the same events."""
     model = event_type(type_).model.model_validate_json(json.dumps(data))
-    return build(type_, model, source=HS, time=at)
+    return build(
+        type_,
+        model,
+        source=HS,
+        time=at,
+        id_=stable_id(HS, type_, data["patient_id"], at.isoformat()),
+    )
 
 
 def intake(patient: str, formulation: str, last_use: date, at: datetime) -> dict:
@@ -56,7 +63,7 @@ def dose_given(patient: str, day: date, mg: int, type_: str = "ntx.dose.administ
     )
 
 
-def script() -> dict[date, list[dict]]:
+def script(days: int = DAYS) -> dict[date, list[dict]]:
     """What the health system sends, day by day (sent at 09:20 local)."""
     plan: dict[date, list[dict]] = {}
     first = to_utc(datetime.combine(START, time(8, 0)), ZONE)
@@ -66,7 +73,7 @@ def script() -> dict[date, list[dict]]:
         intake("pt-stop", "oral", START - timedelta(days=10), first),
         intake("pt-deferred", "oral", START - timedelta(days=5), first),
     ]
-    for n in range(DAYS):
+    for n in range(days):
         day = START + timedelta(days=n)
         sends = plan.setdefault(day, [])
         if n % 28 == 0:
@@ -93,16 +100,20 @@ def script() -> dict[date, list[dict]]:
     return plan
 
 
-async def drive(cluster: Cluster) -> None:
-    days = script()
-    for n in range(DAYS):
+async def drive(cluster: Cluster, days: int = DAYS, on_day=None) -> None:  # type: ignore[no-untyped-def]
+    """Send each day's events at 09:20 local, letting the system settle; ``on_day``
+    (for fault tests) runs after each day's sends."""
+    plan = script(days)
+    for n in range(days):
         day = START + timedelta(days=n)
         await cluster.advance(
             to_utc(datetime.combine(day, time(9, 20)), ZONE), step=timedelta(hours=6)
         )
-        await cluster.send(days.get(day, []))
+        await cluster.send(plan.get(day, []))
+        if on_day is not None:
+            await on_day(n)
         await cluster.settle()
-    await cluster.advance(to_utc(datetime.combine(START + timedelta(days=DAYS), time(0, 0)), ZONE))
+    await cluster.advance(to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), ZONE))
     await cluster.close_probes()
 
 
