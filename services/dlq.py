@@ -10,6 +10,8 @@ import sys
 import uuid
 from argparse import Namespace
 
+import asyncpg
+
 from services.tools import publish_raw, read_events
 from services.worker import SERVICES
 from shared import db
@@ -24,6 +26,8 @@ async def _letters(name: str) -> list[dict]:
             'SELECT id, topic, partition, "offset", key, reason, field, received_at, replayed_at'
             " FROM dead_letters ORDER BY received_at, id"
         )
+    except asyncpg.UndefinedTableError:
+        return []  # that service is not migrated here
     finally:
         await conn.close()
     return [{"service": name, **{k: _plain(v) for k, v in dict(r).items()}} for r in rows]
@@ -64,9 +68,13 @@ async def _replay(letter_id: str, fixed: list[dict] | None) -> str | None:
     for name in SERVICES:
         conn = await db.connect(get_settings().database_url_for(name), name)
         try:
-            row = await conn.fetchrow(
-                "SELECT topic, key, original FROM dead_letters WHERE id = $1", uuid.UUID(letter_id)
-            )
+            try:
+                row = await conn.fetchrow(
+                    "SELECT topic, key, original FROM dead_letters WHERE id = $1",
+                    uuid.UUID(letter_id),
+                )
+            except asyncpg.UndefinedTableError:
+                continue
             if row is None:
                 continue
             value = encode(fixed[0]) if fixed else bytes(row["original"])

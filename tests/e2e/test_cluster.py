@@ -33,8 +33,39 @@ def run(tmp_path, on_day_factory=None) -> dict[str, list[dict]]:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> dict[str, list[dict]]:
-    return run(tmp_path_factory.mktemp("clean"))
+def clean_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("clean")
+
+
+@pytest.fixture(scope="module")
+def clean(clean_dir) -> dict[str, list[dict]]:
+    return run(clean_dir)
+
+
+#: Request fields and values the scripted patients carry; none may reach a log.
+CLINICAL = [
+    "heroin",
+    "last_opioid_use",
+    "liver_function",
+    "opioids_detected",
+    "alt_uln",
+    "naloxone_challenge",
+    "dose_mg",
+    "administered_at",
+    "patient_choice",
+    '"alt"',
+    "timezone",
+]
+
+
+def test_service_logs_carry_ids_and_codes_only(clean, clean_dir):
+    logs = {
+        name: (clean_dir / f"{name}.log").read_text() for name in ("intake", "scheduler", "alerts")
+    }
+    assert all('"msg":"handled"' in text for text in logs.values())  # the logs are not empty
+    for name, text in logs.items():
+        found = [word for word in CLINICAL if word in text]
+        assert not found, f"{name} log carries {found}"
 
 
 def alerts_of(events: dict[str, list[dict]]) -> Counter:
