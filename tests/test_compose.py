@@ -149,3 +149,10 @@ def test_dockerfile(dockerfile) -> None:
 def test_build_context_keeps_local_state_out() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "var"} <= set(ignored)
+
+
+def test_services_connect_as_their_own_database_roles():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    for name in ("intake", "scheduler", "alerts"):
+        env = compose["services"][name]["environment"]
+        assert f"ntx_{name}:" in env[f"NTX_{name.upper()}_DATABASE_URL"]
