@@ -83,7 +83,7 @@ def script(days: int = DAYS) -> dict[date, list[dict]]:
         if n < 10:
             sends.append(dose_given("pt-stop", day, 25 if n == 0 else 50))
         if n == 10:
-            stop_at = to_utc(datetime.combine(day, time(11, 0)), ZONE)
+            stop_at = to_utc(datetime.combine(day, time(9, 20)), ZONE)
             sends.append(
                 _event(
                     "ntx.treatment.stopped.v1",

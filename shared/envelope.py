@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -96,7 +96,13 @@ def parse_data(kind: EventType, data: dict[str, Any] | bytes | str) -> BaseModel
         raise first_error(exc, "data") from None
 
 
-def parse(raw: bytes, *, expected_topic: str | None = None, key: bytes | None = None) -> Event:
+def parse(
+    raw: bytes,
+    *,
+    expected_topic: str | None = None,
+    key: bytes | None = None,
+    require_key: bool = False,
+) -> Event:
     """Bytes off the wire to a typed event, or :class:`InvalidEvent`."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidEvent("message", f"larger than {MAX_MESSAGE_BYTES} bytes")
@@ -113,6 +119,8 @@ def parse(raw: bytes, *, expected_topic: str | None = None, key: bytes | None = 
     data = parse_data(kind, envelope.data)
     if getattr(data, "patient_id", None) != envelope.subject:
         raise InvalidEvent("subject", "must equal data.patient_id")
+    if require_key and key is None:
+        raise InvalidEvent("key", "required: the patient_id")
     if key is not None and key.decode("utf-8", "replace") != envelope.subject:
         raise InvalidEvent("key", "Kafka key must equal the patient_id")
     return Event(envelope=envelope, data=data)
@@ -149,3 +157,17 @@ def stable_id(*parts: str) -> str:
     """A deterministic UUID for an event derived from its cause, so a replay re-emits
     the same ``source``+``id`` and downstream inboxes drop the repeat."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "ntx:" + ":".join(parts)))
+
+
+#: Observations cannot come from the future; this much clock skew is tolerated.
+FUTURE_SKEW = timedelta(hours=1)
+RECORDED_AT = ("administered_at", "collected_at", "stopped_at")
+
+
+def check_recorded_times(event: Event, now: datetime) -> None:
+    """A dose, result or stop recorded after "now" is refused, naming the field: a
+    far-future administration would otherwise stretch blockade coverage for years."""
+    for name in RECORDED_AT:
+        value = getattr(event.data, name, None)
+        if isinstance(value, datetime) and value > now + FUTURE_SKEW:
+            raise InvalidEvent(f"data.{name}", "in the future")

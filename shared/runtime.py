@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from shared import db, inbox, metrics, outbox, timers
 from shared.clock import Clock
 from shared.deadletter import dead_letter
-from shared.envelope import Envelope, Event, InvalidEvent, build, parse
+from shared.envelope import Envelope, Event, InvalidEvent, build, check_recorded_times, parse
 from shared.settings import Settings
 from shared.timers import TimerRow
 from shared.topics import DLQ, Topic
@@ -175,7 +175,8 @@ class Runtime:
         the database is away, so a message is never acknowledged unhandled."""
         await self.ready.wait()
         try:
-            event = parse(raw, expected_topic=topic, key=key)
+            event = parse(raw, expected_topic=topic, key=key, require_key=True)
+            check_recorded_times(event, self.clock.now())
         except InvalidEvent as exc:
             await self._retrying(
                 self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field

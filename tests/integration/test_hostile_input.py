@@ -1,0 +1,169 @@
+"""Hostile input on every inbound topic, mixed into good traffic: each bad message
+lands in ntx.dlq.v1 with a reason, every service stays healthy, and the good
+messages are handled as if the bad ones had never been sent."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.worker import load_spec
+from shared.clock import SimulatedClock
+from shared.envelope import MAX_MESSAGE_BYTES, build, parse_data
+from shared.topics import CLINICAL_EVENTS, DLQ, EVENT_TYPES, INTAKE_REQUESTS, event_type
+from tests.integration.harness import Harness, eventually, produce, read_topic
+from tests.unit.event_examples import EXAMPLES
+
+pytestmark = pytest.mark.infra
+
+NOW = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)  # after every example's recorded time
+INBOUND = sorted(t for t, k in EVENT_TYPES.items() if k.source == "health_system")
+
+
+def valid(type_: str, patient: str, n: int) -> dict:
+    data = {**EXAMPLES[type_], "patient_id": patient}
+    model = parse_data(event_type(type_), data)
+    return build(type_, model, source="test/hostile", time=NOW, id_=f"{patient}-{n}")
+
+
+def _set(path: list[str], value):
+    def apply(msg: dict) -> dict:
+        target = msg
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        return msg
+
+    return apply
+
+
+def mutations(type_: str) -> st.SearchStrategy:
+    fields = [k for k in EXAMPLES[type_] if k != "patient_id"]
+    wrong = st.one_of(
+        st.integers(),
+        st.text(max_size=5),
+        st.booleans(),
+        st.lists(st.integers(), max_size=2),
+        st.none(),
+    )
+    return st.one_of(
+        st.tuples(st.just("truncated"), st.integers(1, 60)),
+        st.tuples(st.just("wrong_type"), st.sampled_from(fields), wrong),
+        st.tuples(
+            st.just("unknown_type"), st.sampled_from(["ntx.dose.eaten.v1", "ntx.x.v9", "dose"])
+        ),
+        st.tuples(st.just("unknown_field"), st.text("abcdefgh", min_size=3, max_size=8)),
+        st.tuples(st.just("wrong_key"), st.just(None)),
+        st.tuples(st.just("missing_key"), st.just(None)),
+        st.tuples(st.just("oversize"), st.just(None)),
+        st.tuples(st.just("garbage"), st.binary(min_size=1, max_size=40)),
+        st.tuples(st.just("far_future"), st.just(None)),
+        st.tuples(st.just("reused_id"), st.just(None)),
+    )
+
+
+def hostile(type_: str, patient: str, n: int, mutation) -> tuple[bytes | None, bytes]:
+    """(key, value) of one bad message derived from a valid one."""
+    kind, arg = mutation[0], mutation[1:]
+    msg = valid(type_, patient, n)
+    key: bytes | None = patient.encode()
+    if kind == "truncated":
+        return key, json.dumps(msg).encode()[: arg[0]]
+    if kind == "wrong_type":
+        msg["data"][arg[0]] = arg[1]
+    elif kind == "unknown_type":
+        msg["type"] = arg[0]
+    elif kind == "unknown_field":
+        msg["data"]["x_" + arg[0]] = 1
+    elif kind == "wrong_key":
+        key = b"someone-else"
+    elif kind == "missing_key":
+        key = None
+    elif kind == "oversize":
+        msg["data"]["padding"] = "x" * MAX_MESSAGE_BYTES
+    elif kind == "garbage":
+        return key, b"\xff" + arg[0]
+    elif kind == "far_future":
+        recorded = next(
+            (f for f in ("administered_at", "collected_at", "stopped_at") if f in msg["data"]), None
+        )
+        if recorded is None:  # no recorded time: a date field far in the future instead
+            msg["data"]["patient_id"] = "not a valid id!"
+        else:
+            msg["data"][recorded] = "2099-01-01T00:00:00Z"
+    elif kind == "reused_id":
+        msg["id"] = f"{patient}-0"  # the good message's id, with another body
+        msg["time"] = "2026-10-01T13:59:00Z"
+    return key, json.dumps(msg).encode()
+
+
+BATCH: list[tuple[str, object]] = []
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.sampled_from(INBOUND).flatmap(lambda t: st.tuples(st.just(t), mutations(t))))
+def test_generate_hostile_batch(case):
+    """Hypothesis draws the hostile cases; the async test below sends them."""
+    BATCH.append(case)
+
+
+async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, unique):
+    assert BATCH, "the generator test runs first in this module"
+    clock = SimulatedClock(NOW)
+    harnesses = [
+        Harness(load_spec(name), infra, f"{name}_{unique}", clock=clock)
+        for name in ("intake", "scheduler", "alerts")
+    ]
+    for h in harnesses:
+        await h.__aenter__()
+    try:
+        sent_bad = 0
+        good: list[str] = []
+        for n, (type_, mutation) in enumerate(BATCH):
+            patient = f"h{n}-{unique}"
+            topic = event_type(type_).topic.name
+            good_msg = valid(type_, patient, 0)
+            await produce(infra.bootstrap, topic, patient.encode(), json.dumps(good_msg).encode())
+            key, value = hostile(type_, patient, n + 1, mutation)
+            await produce(infra.bootstrap, topic, key, value)
+            sent_bad += 1
+            good.append(patient)
+        consumers = {INTAKE_REQUESTS.name: harnesses[:1], CLINICAL_EVENTS.name: harnesses[1:]}
+        assert await eventually(lambda: _all_seen(BATCH, unique, consumers), timeout=90)
+        for h in harnesses:
+            assert (await h.runtime.health())["ok"]
+    finally:
+        for h in harnesses:
+            await h.__aexit__(None, None, None)
+    for n, (type_, mutation) in enumerate(BATCH):
+        patient = f"h{n}-{unique}"
+        for h in consumers[event_type(type_).topic.name]:
+            outcomes = h.outcomes_for(patient)
+            if mutation[0] in ("wrong_key", "missing_key"):
+                assert outcomes == ["handled"], (type_, mutation, outcomes)
+            else:
+                assert outcomes == ["handled", "dead"], (type_, mutation, outcomes)
+    for h in harnesses:
+        off_key = [o for o, k in h.outcomes if k is None or k == b"someone-else"]
+        assert set(off_key) <= {"dead"}
+    letters = await read_topic(
+        infra.bootstrap, DLQ.name, until=lambda ms: len(ms) >= sent_bad, timeout=30
+    )
+    reasons = [json.loads(m.value)["reason"] for m in letters]
+    assert len(letters) >= sent_bad and all(reasons)
+
+
+async def _all_seen(batch, unique, consumers) -> bool:
+    for n, (type_, mutation) in enumerate(batch):
+        patient = f"h{n}-{unique}"
+        for h in consumers[event_type(type_).topic.name]:
+            seen = h.outcomes_for(patient)
+            wrong_key = mutation[0] == "wrong_key" and h.outcomes_for("someone-else")
+            no_key = mutation[0] == "missing_key" and [o for o, k in h.outcomes if k is None]
+            if not seen or (len(seen) < 2 and not wrong_key and not no_key):
+                return False
+    return True
