@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.envelope import all_errors
 
 EXIT_BAD_INPUT = 2
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_text(path: str) -> str:
@@ -25,3 +27,19 @@ def bad_input(command: str, errors: list[tuple[str, str]]) -> int:
 
 def validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
     return [(e.field, e.message) for e in all_errors(exc)]
+
+
+class BadInput(Exception):
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+def read_model(path: str, model: type[M]) -> M:
+    """A file (or stdin) parsed strictly into ``model``, or :class:`BadInput`."""
+    try:
+        return model.model_validate_json(read_text(path))
+    except OSError as exc:
+        raise BadInput([("FILE", exc.strerror or str(exc))]) from None
+    except ValidationError as exc:
+        raise BadInput(validation_errors(exc)) from None

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from pydantic import ValidationError
-
 from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
-from shared.cliutil import bad_input, read_text, validation_errors
+from shared.cliutil import BadInput, bad_input, read_model
 from shared.clock import SystemClock
 from shared.events import IntakeRequested
 from shared.localtime import local_today
@@ -19,11 +17,9 @@ COMMAND = "intake evaluate"
 
 def evaluate_command(path: str, as_of: str | None) -> int:
     try:
-        request = IntakeRequested.model_validate_json(read_text(path))
-    except OSError as exc:
-        return bad_input(COMMAND, [("FILE", exc.strerror or str(exc))])
-    except ValidationError as exc:
-        return bad_input(COMMAND, validation_errors(exc))
+        request = read_model(path, IntakeRequested)
+    except BadInput as exc:
+        return bad_input(COMMAND, exc.errors)
     try:
         day = (
             date.fromisoformat(as_of)

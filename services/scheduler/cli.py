@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 
-from pydantic import ValidationError
-
 from services.scheduler.domain import preview_lines
-from shared.cliutil import bad_input, read_text, validation_errors
+from shared.cliutil import BadInput, bad_input, read_model
 from shared.events import TreatmentPlan
 
 COMMAND = "schedule preview"
@@ -19,11 +17,9 @@ def preview(path: str, days: int) -> int:
     if not 1 <= days <= MAX_DAYS:
         return bad_input(COMMAND, [("--days", f"must be between 1 and {MAX_DAYS}")])
     try:
-        plan = TreatmentPlan.model_validate_json(read_text(path))
-    except OSError as exc:
-        return bad_input(COMMAND, [("FILE", exc.strerror or str(exc))])
-    except ValidationError as exc:
-        return bad_input(COMMAND, validation_errors(exc))
+        plan = read_model(path, TreatmentPlan)
+    except BadInput as exc:
+        return bad_input(COMMAND, exc.errors)
     for line in preview_lines(plan, days):
         print(json.dumps(line))
     return 0

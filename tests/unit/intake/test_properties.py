@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import date, timedelta
+from typing import get_args
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from services.intake.domain.rules import evaluate
-from shared.events import IntakeRequested
+from shared.events import Condition, IntakeRequested, Opioid
 
 AS_OF = date(2026, 6, 15)
 REJECTING = {
@@ -21,27 +22,8 @@ REJECTING = {
     "naltrexone_hypersensitivity",
     "transaminases_over_5x_uln",
 }
-OPIOIDS = [
-    "heroin",
-    "fentanyl",
-    "oxycodone",
-    "hydrocodone",
-    "morphine",
-    "codeine",
-    "other_short_acting",
-    "methadone",
-    "buprenorphine",
-    "buprenorphine_xr",
-]
-CONDITIONS = [
-    "acute_hepatitis",
-    "liver_failure",
-    "opioid_analgesic_required",
-    "naltrexone_hypersensitivity",
-    "pregnancy",
-    "alcohol_use_disorder",
-    "depression",
-]
+OPIOIDS = list(get_args(Opioid))
+CONDITIONS = list(get_args(Condition))
 
 past = st.integers(min_value=0, max_value=60).map(lambda d: str(AS_OF - timedelta(days=d)))
 number = st.decimals(min_value=0, max_value=1000, places=1).map(float)
