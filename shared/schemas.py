@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -28,7 +28,9 @@ def _inbound(kind: EventType) -> bool:
 
 
 def data_schema(kind: EventType) -> dict[str, Any]:
-    mode = "validation" if _inbound(kind) else "serialization"
+    mode: Literal["validation", "serialization"] = (
+        "validation" if _inbound(kind) else "serialization"
+    )
     return kind.model.model_json_schema(mode=mode, ref_template="#/$defs/{model}")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Literal
 
 from services.intake.domain.settings import DEFAULT_SETTINGS, RULESET_VERSION, IntakeSettings
 from shared.events import IntakeDecided, IntakeRequested, LiverFunction, Reason, TreatmentPlan
@@ -77,7 +78,10 @@ def evaluate(
     )
 
 
-def _outcome(findings: list[Finding]) -> str:
+Decision = Literal["accepted", "deferred", "rejected"]
+
+
+def _outcome(findings: list[Finding]) -> Decision:
     outcomes = {f.outcome for f in findings}
     return "rejected" if "rejected" in outcomes else "deferred" if outcomes else "accepted"
 

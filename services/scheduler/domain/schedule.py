@@ -24,6 +24,7 @@ from services.scheduler.domain.settings import (
 from services.scheduler.domain.state import PlanState
 from shared import events as ev
 from shared.localtime import local_midnight_utc, local_today, to_utc
+from shared.topics import event_type
 
 SURGERY_HOLD = "surgery_hold"
 POST_PROCEDURE = "post_procedure"
@@ -41,20 +42,20 @@ class DueItem:
     requires_uds: bool | None = None
 
     def to_data(self, patient_id: str) -> BaseModel:
-        common = {"patient_id": patient_id, "due_local": self.due_local}
-        timed = {**common, "due_utc": self.due_utc}
-        builders = {
-            "ntx.dose.due.v1": lambda: ev.DoseDue(**timed, dose_mg=self.dose_mg),
-            "ntx.dose.held.v1": lambda: ev.DoseHeld(
-                **timed, dose_mg=self.dose_mg, reason=self.reason
-            ),
-            "ntx.injection.due.v1": lambda: ev.InjectionDue(
-                **timed, dose_mg=self.dose_mg, requires_uds=bool(self.requires_uds)
-            ),
-            "ntx.injection.held.v1": lambda: ev.InjectionHeld(**timed, reason=self.reason),
-            "ntx.lab.due.v1": lambda: ev.LabDue(**common, test="lft"),
+        """The event data of this item's type (fields the type does not carry are left out)."""
+        model = event_type(self.type).model
+        fields = {
+            "patient_id": patient_id,
+            "due_local": self.due_local,
+            "due_utc": self.due_utc,
+            "dose_mg": self.dose_mg,
+            "test": self.test,
+            "reason": self.reason,
+            "requires_uds": self.requires_uds,
         }
-        return builders.get(self.type, lambda: ev.DateDue(**common))()
+        return model.model_validate(
+            {k: v for k, v in fields.items() if k in model.model_fields and v is not None}
+        )
 
 
 def due_items(
