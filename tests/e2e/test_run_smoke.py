@@ -43,6 +43,8 @@ def test_ntx_run_starts_healthy_and_stops_on_ctrl_c(tmp_path):
         for url in urls:
             with urllib.request.urlopen(url, timeout=5) as r:
                 assert json.loads(r.read())["ok"] is True
+            with urllib.request.urlopen(url.replace("/health", "/metrics"), timeout=5) as r:
+                assert b"ntx_messages_consumed_total" in r.read()
         assert (tmp_path / "endpoints.json").exists()
         proc.send_signal(signal.SIGINT)
         rest = proc.communicate(timeout=60)[0]
