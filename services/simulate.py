@@ -1,13 +1,218 @@
-"""``ntx simulate``: not built yet (issue: end to end cohorts). ``ntx demo`` and the
-end-to-end tests drive scripted patients through the same cluster driver today."""
+"""``ntx simulate --patients N --days D --seed S``: a synthetic cohort through the three
+services (separate processes, real broker and database, one simulated clock), then a
+check against the ground truth the simulator knows because it made the patients act.
+
+Behaviours, chosen per patient from the seed: adherent; an occasional single missed
+dose; a four-day gap (a lapse); drop-out (stops dosing, no word to the program);
+stop (the program records treatment.stopped); relapse (a positive urine screen);
+XR given a day late (no alert) or five days late (missed injection, no lapse).
+Gaps avoid the exact rule boundaries so the expectation is unambiguous.
+"""
 
 from __future__ import annotations
 
-from services.cli import NotBuiltError
+import asyncio
+import json
+import random
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from tqdm import tqdm
+
+from services.cluster import Cluster
+from services.demo import ZONE, _event
+from shared.localtime import to_utc
+from shared.topics import ALERTS, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE
+
+START = date(2026, 3, 2)
+BEHAVIOURS = {
+    "oral": [
+        ("adherent", 40),
+        ("single_miss", 20),
+        ("gap", 15),
+        ("dropout", 10),
+        ("stop", 5),
+        ("relapse", 10),
+    ],
+    "xr": [("adherent", 50), ("late_1", 20), ("late_5", 20), ("stop", 10)],
+}
+
+
+@dataclass
+class Patient:
+    id: str
+    formulation: str
+    behaviour: str
+    event_day: int
+    expected: set[tuple[str, str]] = field(default_factory=set)
+
+
+def cohort(n: int, days: int, seed: int) -> list[Patient]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        formulation = rng.choice(["oral", "xr"])
+        names, weights = zip(*BEHAVIOURS[formulation], strict=True)
+        behaviour = rng.choices(names, weights)[0]
+        out.append(
+            Patient(f"sim-{seed}-{i:05d}", formulation, behaviour, rng.randint(2, max(2, days - 6)))
+        )
+    return out
+
+
+def day_events(p: Patient, n: int, days: int) -> list[dict]:
+    """What the health system sends for ``p`` on day ``n`` (at 09:20 local)."""
+    at = to_utc(datetime.combine(START + timedelta(days=n), time(9, 20)), ZONE)
+    if n == 0:
+        return [_intake(p, at)] + _dose(p, n, at)
+    return _dose(p, n, at) + _extra(p, n, at)
+
+
+def _dose(p: Patient, n: int, at: datetime) -> list[dict]:
+    if p.formulation == "xr":
+        late = {"late_1": 1, "late_5": 5}.get(p.behaviour, 0)
+        due_day = n - late if n >= late else -1
+        if due_day >= 0 and due_day % 28 == 0 and not (p.behaviour == "stop" and n >= p.event_day):
+            return [_event("ntx.injection.administered.v1", at, _given(p, at, 380))]
+        return []
+    skipped = {
+        "single_miss": n == p.event_day,
+        "gap": p.event_day <= n < p.event_day + 4,
+        "dropout": n >= p.event_day,
+        "stop": n >= p.event_day,
+    }.get(p.behaviour, False)
+    return (
+        []
+        if skipped
+        else [_event("ntx.dose.administered.v1", at, _given(p, at, 25 if n == 0 else 50))]
+    )
+
+
+def _given(p: Patient, at: datetime, mg: int) -> dict:
+    return {"patient_id": p.id, "administered_at": at.isoformat(), "dose_mg": mg}
+
+
+def _extra(p: Patient, n: int, at: datetime) -> list[dict]:
+    if n != p.event_day:
+        return []
+    if p.behaviour == "stop":
+        data = {"patient_id": p.id, "stopped_at": at.isoformat(), "reason": "patient_choice"}
+        return [_event("ntx.treatment.stopped.v1", at, data)]
+    if p.behaviour == "relapse":
+        data = {"patient_id": p.id, "collected_at": at.isoformat(), "opioids_detected": True}
+        return [_event("ntx.uds.resulted.v1", at, data)]
+    return []
+
+
+def _intake(p: Patient, at: datetime) -> dict:
+    checked = (START - timedelta(days=1)).isoformat()
+    data = {
+        "patient_id": p.id,
+        "timezone": ZONE,
+        "formulation": p.formulation,
+        "last_opioid_use": {"date": (START - timedelta(days=20)).isoformat(), "opioid": "heroin"},
+        "urine_drug_screen": {"date": checked, "opioids_detected": False},
+        "naloxone_challenge": {"date": checked, "result": "negative"},
+        "liver_function": {"date": checked, "alt": 30, "ast": 25, "alt_uln": 40, "ast_uln": 40},
+    }
+    return _event("ntx.intake.requested.v1", at - timedelta(hours=2), data)
+
+
+def ground_truth(p: Patient, days: int) -> set[tuple[str, str]]:
+    """The alerts the simulator caused, from what it made the patient do. The run
+    ends at 00:00 after the last day; an alert needs its deadline inside the run."""
+    left = days - p.event_day  # days from the event to the end of the run
+    b = p.behaviour
+    expected: set[tuple[str, str]] = set()
+    if b in ("single_miss", "gap", "dropout") and left >= 1:
+        expected.add(("missed_dose", "dose_not_recorded"))
+    if (b == "gap" or b == "dropout") and left >= 3:
+        expected.add(("overdose_risk", "blockade_lapsed"))  # last dose + 24 h + 48 h
+    if b == "stop":
+        expected.add(("overdose_risk", "discontinued"))
+    if b == "relapse":
+        expected.add(("opioid_use_detected", "urine_screen_positive"))
+    if b == "late_5" and days > 3:
+        expected.add(("missed_injection", "injection_not_recorded"))  # the first one, 72 h
+    return expected
+
+
+async def drive(cluster: Cluster, patients: list[Patient], days: int, progress: bool) -> None:
+    bar = tqdm(total=days, desc="simulated days", unit="day", disable=not progress, file=sys.stderr)
+    for n in range(days):
+        at = to_utc(datetime.combine(START + timedelta(days=n), time(9, 20)), ZONE)
+        await cluster.advance(at, step=timedelta(hours=6))
+        await cluster.send([e for p in patients for e in day_events(p, n, days)])
+        await cluster.settle()
+        bar.update(1)
+    await cluster.advance(to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), ZONE))
+    await cluster.close_probes()
+    bar.close()
+
+
+def check(patients: list[Patient], alerts: list[dict], days: int) -> dict[str, list]:
+    raised = {
+        (e["subject"], e["data"]["alert"], e["data"]["reason"])
+        for e in alerts
+        if e["type"] == "ntx.alert.raised.v1"
+    }
+    expected = {(p.id, *a) for p in patients for a in ground_truth(p, days)}
+    return {"missed": sorted(expected - raised), "spurious": sorted(raised - expected)}
+
+
+def run_simulation(
+    patients_n: int, days: int, seed: int, data_dir: Path, progress: bool = True
+) -> dict:
+    patients = cohort(patients_n, days, seed)
+    start = to_utc(datetime.combine(START, time(5, 0)), ZONE)
+    with Cluster(data_dir, start) as cluster:
+        asyncio.run(drive(cluster, patients, days, progress))
+        events = {
+            t.name: asyncio.run(cluster.read(t.name))
+            for t in (INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS)
+        }
+    return {
+        "patients": patients,
+        "events": events,
+        "truth": check(patients, events[ALERTS.name], days),
+    }
 
 
 def simulate(args) -> int:  # type: ignore[no-untyped-def]
-    raise NotBuiltError(
-        "not built yet: the synthetic cohort with ground-truth checks is still open; "
-        "`ntx demo` runs four scripted patients through the three services"
+    if args.patients < 1 or args.days < 1:
+        print(
+            "ntx simulate: invalid input: --patients and --days must be at least 1", file=sys.stderr
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="ntx-sim-") as tmp:
+        result = run_simulation(args.patients, args.days, args.seed, Path(tmp))
+    _summary(result)
+    truth = result["truth"]
+    return 0 if not truth["missed"] and not truth["spurious"] else 1
+
+
+def _summary(result: dict) -> None:
+    events = [e for topic in result["events"].values() for e in topic]
+    by_type = Counter(e["type"] for e in events)
+    alerts = Counter(
+        e["data"]["alert"]
+        for e in result["events"][ALERTS.name]
+        if e["type"] == "ntx.alert.raised.v1"
     )
+    behaviours = Counter(f"{p.formulation}/{p.behaviour}" for p in result["patients"])
+    print("cohort:", ", ".join(f"{k} {v}" for k, v in sorted(behaviours.items())))
+    print("\nevents by type:")
+    for name, count in sorted(by_type.items()):
+        print(f"  {name:<36} {count:>7}")
+    print("\nalerts raised by code:")
+    for name, count in sorted(alerts.items()):
+        print(f"  {name:<36} {count:>7}")
+    truth = result["truth"]
+    print(f"\nground truth: {len(truth['missed'])} missed, {len(truth['spurious'])} spurious")
+    for kind in ("missed", "spurious"):
+        for row in truth[kind][:20]:
+            print(f"  {kind}: {json.dumps(row)}")
