@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -91,6 +92,17 @@ async def read_topic(bootstrap: str, topic: str, *, until, timeout: float = 30.0
     finally:
         await consumer.stop()
     return seen
+
+
+async def patient_messages(
+    bootstrap: str, topic: str, patient: str, n: int, timeout: float = 30.0
+) -> list[dict]:
+    """The decoded messages keyed by ``patient`` once ``n`` of them are on ``topic``."""
+    key = patient.encode()
+    msgs = await read_topic(
+        bootstrap, topic, until=lambda ms: sum(m.key == key for m in ms) >= n, timeout=timeout
+    )
+    return [json.loads(m.value) for m in msgs if m.key == key]
 
 
 async def eventually(check, timeout: float = 30.0, interval: float = 0.1):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -14,7 +13,12 @@ from shared.envelope import build
 from shared.runtime import Runtime
 from shared.topics import ALERTS, NOTIFICATIONS
 from tests.integration.builders import event, plan, send
-from tests.integration.harness import Harness, eventually, read_topic, settings_for
+from tests.integration.harness import (
+    Harness,
+    eventually,
+    patient_messages,
+    settings_for,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -39,13 +43,7 @@ def dose_due(patient: str) -> dict:
 
 
 async def on_topic(infra, topic: str, patient: str, n: int) -> list[dict]:
-    msgs = await read_topic(
-        infra.bootstrap,
-        topic,
-        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n,
-        timeout=20,
-    )
-    return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
+    return await patient_messages(infra.bootstrap, topic, patient, n)
 
 
 async def audit(infra, schema: str, patient: str) -> list:

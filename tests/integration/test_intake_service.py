@@ -13,7 +13,7 @@ from shared.clock import SimulatedClock
 from shared.envelope import build
 from shared.events import IntakeRequested
 from shared.topics import DLQ, INTAKE_DECISIONS, INTAKE_REQUESTS
-from tests.integration.harness import Harness, eventually, produce, read_topic
+from tests.integration.harness import Harness, eventually, patient_messages, produce, read_topic
 
 pytestmark = pytest.mark.infra
 
@@ -51,13 +51,7 @@ async def send(infra, envelope: dict) -> None:
 
 
 async def decisions(infra, patient: str, n: int) -> list[dict]:
-    msgs = await read_topic(
-        infra.bootstrap,
-        INTAKE_DECISIONS.name,
-        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n,
-        timeout=20,
-    )
-    return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
+    return await patient_messages(infra.bootstrap, INTAKE_DECISIONS.name, patient, n)
 
 
 async def audit_rows(infra, schema: str, patient: str) -> list:

@@ -14,7 +14,12 @@ from shared.clock import SimulatedClock
 from shared.runtime import Runtime
 from shared.topics import SCHEDULE
 from tests.integration.builders import accepted, plan, send
-from tests.integration.harness import Harness, eventually, read_topic, settings_for
+from tests.integration.harness import (
+    Harness,
+    eventually,
+    patient_messages,
+    settings_for,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -22,15 +27,8 @@ START = date(2026, 3, 2)
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # 07:00 New York, before the 09:00 dose
 
 
-async def schedule_events(infra, patient: str, n: int, timeout: float = 30) -> list[dict]:
-    """The patient's schedule events once ``n`` of them are on the topic."""
-    msgs = await read_topic(
-        infra.bootstrap,
-        SCHEDULE.name,
-        until=lambda ms: len([m for m in ms if m.key == patient.encode()]) >= n,
-        timeout=timeout,
-    )
-    return [json.loads(m.value) for m in msgs if m.key == patient.encode()]
+async def schedule_events(infra, patient: str, n: int) -> list[dict]:
+    return await patient_messages(infra.bootstrap, SCHEDULE.name, patient, n)
 
 
 async def due_rows(infra, schema: str, patient: str) -> list:
