@@ -76,8 +76,11 @@ def _add_agent(app: faust.App, runtime: Runtime, name: str, partitions: int) -> 
             msg = event.message
             try:
                 await runtime.process(name, msg.partition, msg.offset, event.key, event.value)
-            except Exception:  # never escape: faust would ack and drop
-                log.exception("message not handled", extra={"topic": name, "offset": msg.offset})
+            except Exception as exc:  # never escape: faust would ack and drop
+                log.error(
+                    "message not handled",
+                    extra={"topic": name, "offset": msg.offset, "error": type(exc).__name__},
+                )
 
     app.agent(topic, name=f"ntx-{runtime.spec.name}-{name}")(agent)
 

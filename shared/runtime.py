@@ -177,31 +177,18 @@ class Runtime:
         try:
             event = parse(raw, expected_topic=topic, key=key, require_key=True)
             check_recorded_times(event, self.clock.now())
-        except InvalidEvent as exc:
-            await self._retrying(
-                self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field
-            )
-            return "dead"
-        try:
             return await self._retrying(self._handle, event, raw)
+        except InvalidEvent as exc:  # bad shape, or refused by the service's rules
+            reason, field_ = exc.message, exc.field
         except _IdReused:
-            reason = "id reused with a different body"
-            await self._retrying(
-                self._dead_letter, topic, partition, offset, key, raw, reason, "id"
-            )
-            return "dead"
-        except InvalidEvent as exc:  # valid shape, refused by the service's rules
-            await self._retrying(
-                self._dead_letter, topic, partition, offset, key, raw, exc.message, exc.field
-            )
-            return "dead"
+            reason, field_ = "id reused with a different body", "id"
         except Exception as exc:  # a defect, not bad input: keep the message for operators
-            log.exception("handler failed", extra={"service": self.spec.name, "type": event.type})
-            reason = f"internal error {type(exc).__name__}; replay once fixed"
-            await self._retrying(
-                self._dead_letter, topic, partition, offset, key, raw, reason, None
-            )
-            return "dead"
+            # The type only at error level: exception messages may quote input values.
+            log.error("handler failed", extra={"topic": topic, "error": type(exc).__name__})
+            log.debug("handler failure detail", exc_info=True)
+            reason, field_ = f"internal error {type(exc).__name__}; replay once fixed", None
+        await self._retrying(self._dead_letter, topic, partition, offset, key, raw, reason, field_)
+        return "dead"
 
     async def _handle(self, event: Event, raw: bytes) -> str:
         assert self.pool is not None
