@@ -141,12 +141,17 @@ def ground_truth(p: Patient, days: int) -> set[tuple[str, str]]:
     return expected
 
 
-async def drive(cluster: Cluster, patients: list[Patient], days: int, progress: bool) -> None:
+async def drive(
+    cluster: Cluster, patients: list[Patient], days: int, progress: bool, on_day=None
+) -> None:  # type: ignore[no-untyped-def]
+    """Each day's events at 09:20 local; ``on_day(n)`` (fault tests) runs after the sends."""
     bar = tqdm(total=days, desc="simulated days", unit="day", disable=not progress, file=sys.stderr)
     for n in range(days):
         at = to_utc(datetime.combine(START + timedelta(days=n), time(9, 20)), ZONE)
         await cluster.advance(at, step=timedelta(hours=6))
         await cluster.send([e for p in patients for e in day_events(p, n, days)])
+        if on_day is not None:
+            await on_day(n)
         await cluster.settle()
         bar.update(1)
     await cluster.advance(to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), ZONE))
@@ -165,12 +170,19 @@ def check(patients: list[Patient], alerts: list[dict], days: int) -> dict[str, l
 
 
 def run_simulation(
-    patients_n: int, days: int, seed: int, data_dir: Path, progress: bool = True
+    patients_n: int,
+    days: int,
+    seed: int,
+    data_dir: Path,
+    progress: bool = True,
+    faults=None,  # type: ignore[no-untyped-def]
 ) -> dict:
+    """``faults(cluster)`` may return an ``on_day`` hook that injects failures."""
     patients = cohort(patients_n, days, seed)
     start = to_utc(datetime.combine(START, time(5, 0)), ZONE)
     with Cluster(data_dir, start) as cluster:
-        asyncio.run(drive(cluster, patients, days, progress))
+        on_day = faults(cluster) if faults else None
+        asyncio.run(drive(cluster, patients, days, progress, on_day))
         events = {
             t.name: asyncio.run(cluster.read(t.name))
             for t in (INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS)
