@@ -91,6 +91,10 @@ class Cluster:
         messages = [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
         await publish_raw(messages, self.bootstrap)
 
+    async def send_raw(self, messages: list[tuple[str, str | None, bytes]]) -> None:
+        """Send bytes as they are (for hostile-input tests)."""
+        await publish_raw(messages, self.bootstrap)
+
     async def close_probes(self) -> None:
         """Call at the end of each event loop that drove the cluster."""
         for probe in self._probe_consumers.values():
@@ -178,6 +182,15 @@ class Cluster:
             return await consumer.end_offsets(parts)
         finally:
             await consumer.stop()
+
+    async def dead_letters(self) -> dict[str, int]:
+        conn = await db.connect(self.database_url, "public")
+        try:
+            return {
+                n: await conn.fetchval(f"SELECT count(*) FROM {n}.dead_letters") for n in SERVICES
+            }
+        finally:
+            await conn.close()
 
     async def read(self, topic: str) -> list[dict]:
         """Every message on ``topic`` so far, decoded."""

@@ -183,6 +183,7 @@ def run_simulation(
     with Cluster(data_dir, start) as cluster:
         on_day = faults(cluster) if faults else None
         asyncio.run(drive(cluster, patients, days, progress, on_day))
+        dead_letters = asyncio.run(cluster.dead_letters())
         events = {
             t.name: asyncio.run(cluster.read(t.name))
             for t in (INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS)
@@ -191,6 +192,7 @@ def run_simulation(
         "patients": patients,
         "events": events,
         "truth": check(patients, events[ALERTS.name], days),
+        "dead_letters": dead_letters,
     }
 
 

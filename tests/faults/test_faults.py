@@ -17,7 +17,16 @@ from services.cluster import Cluster
 from services.demo import START, ZONE, drive
 from services.simulate import run_simulation
 from shared.localtime import to_utc
-from shared.topics import ALERTS, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE
+from shared.topics import (
+    ALERTS,
+    CLINICAL_EVENTS,
+    INTAKE_DECISIONS,
+    INTAKE_REQUESTS,
+    NOTIFICATIONS,
+    SCHEDULE,
+    event_type,
+)
+from tests.hostile import INBOUND, fixed_mutations, hostile
 
 pytestmark = pytest.mark.infra
 
@@ -122,6 +131,10 @@ def faults(cluster: Cluster, log: list[str], days: int):
             cluster.procs.stop(name, signal.SIGKILL)
             cluster.procs.start(name)
             log.append(f"day {n}: kill -9 {name}")
+        if n in HOSTILE_DAYS:
+            batch = hostile_batch(n)
+            await cluster.send_raw(batch)
+            log.append(f"day {n}: {len(batch)} hostile messages")
         if n == pause_day:
             cluster.stack.broker.pause()
             await asyncio.sleep(6)
@@ -137,6 +150,17 @@ def faults(cluster: Cluster, log: list[str], days: int):
 
 
 COHORT, COHORT_DAYS, SEED = 200, 60, 11
+HOSTILE_DAYS = (3, 15, 40)
+
+
+def hostile_batch(day: int) -> list[tuple[str, str | None, bytes]]:
+    """Every kind of bad message on every inbound topic, for patients of their own."""
+    out = []
+    for t in INBOUND:
+        for n, mutation in enumerate(fixed_mutations(t)):
+            key, value = hostile(t, f"hx{day}-{n}", n + 1, mutation)
+            out.append((event_type(t).topic.name, key.decode() if key is not None else None, value))
+    return out
 
 
 def test_cohort_under_faults_matches_the_clean_run(tmp_path_factory):
@@ -157,6 +181,13 @@ def test_cohort_under_faults_matches_the_clean_run(tmp_path_factory):
     print("\n".join(log))
     assert sum("kill -9" in line for line in log) >= 10, log
     assert clean_run["truth"] == faulty_run["truth"] == {"missed": [], "spurious": []}
+    # hostile input changed nothing above, and every bad message was dead-lettered once
+    batch = hostile_batch(0)
+    on_intake = len(HOSTILE_DAYS) * sum(t == INTAKE_REQUESTS.name for t, _, _ in batch)
+    on_clinical = len(HOSTILE_DAYS) * sum(t == CLINICAL_EVENTS.name for t, _, _ in batch)
+    expected = {"intake": on_intake, "scheduler": on_clinical, "alerts": on_clinical}
+    assert faulty_run["dead_letters"] == expected
+    assert clean_run["dead_letters"] == {"intake": 0, "scheduler": 0, "alerts": 0}
     for topic in TOPICS:
         clean_ids = [e["id"] for e in clean_run["events"][topic.name]]
         faulty_ids = [e["id"] for e in faulty_run["events"][topic.name]]

@@ -5,7 +5,6 @@ messages are handled as if the bad ones had never been sent."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,32 +12,12 @@ from hypothesis import strategies as st
 
 from services.worker import load_spec
 from shared.clock import SimulatedClock
-from shared.envelope import MAX_MESSAGE_BYTES, build, parse_data
-from shared.topics import CLINICAL_EVENTS, DLQ, EVENT_TYPES, INTAKE_REQUESTS, event_type
+from shared.topics import CLINICAL_EVENTS, DLQ, INTAKE_REQUESTS, event_type
+from tests.hostile import INBOUND, NOW, hostile, valid
 from tests.integration.harness import Harness, eventually, produce, read_topic
 from tests.unit.event_examples import EXAMPLES
 
 pytestmark = pytest.mark.infra
-
-NOW = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)  # after every example's recorded time
-INBOUND = sorted(t for t, k in EVENT_TYPES.items() if k.source == "health_system")
-
-
-def valid(type_: str, patient: str, n: int) -> dict:
-    data = {**EXAMPLES[type_], "patient_id": patient}
-    model = parse_data(event_type(type_), data)
-    return build(type_, model, source="test/hostile", time=NOW, id_=f"{patient}-{n}")
-
-
-def _set(path: list[str], value):
-    def apply(msg: dict) -> dict:
-        target = msg
-        for part in path[:-1]:
-            target = target[part]
-        target[path[-1]] = value
-        return msg
-
-    return apply
 
 
 def mutations(type_: str) -> st.SearchStrategy:
@@ -59,53 +38,6 @@ def mutations(type_: str) -> st.SearchStrategy:
         st.tuples(st.just("far_future"), st.just(None)),
         st.tuples(st.just("reused_id"), st.just(None)),
     )
-
-
-def hostile(type_: str, patient: str, n: int, mutation) -> tuple[bytes | None, bytes]:
-    """(key, value) of one bad message derived from a valid one."""
-    kind, arg = mutation[0], mutation[1:]
-    msg = valid(type_, patient, n)
-    key: bytes | None = patient.encode()
-    if kind == "truncated":
-        return key, json.dumps(msg).encode()[: arg[0]]
-    if kind == "wrong_type":
-        field, value = arg
-        if _json_kind(value) == _json_kind(msg["data"][field]):
-            value = "x" if _json_kind(value) != "str" else 123  # always a different type
-        msg["data"][field] = value
-    elif kind == "unknown_type":
-        msg["type"] = arg[0]
-    elif kind == "unknown_field":
-        msg["data"]["x_" + arg[0]] = 1
-    elif kind == "wrong_key":
-        key = b"someone-else"
-    elif kind == "missing_key":
-        key = None
-    elif kind == "oversize":
-        msg["data"]["padding"] = "x" * MAX_MESSAGE_BYTES
-    elif kind == "garbage":
-        return key, b"\xff" + arg[0]
-    elif kind == "far_future":
-        recorded = next(
-            (f for f in ("administered_at", "collected_at", "stopped_at") if f in msg["data"]), None
-        )
-        if recorded is None:  # no recorded time: a date field far in the future instead
-            msg["data"]["patient_id"] = "not a valid id!"
-        else:
-            msg["data"][recorded] = "2099-01-01T00:00:00Z"
-    elif kind == "reused_id":
-        msg["id"] = f"{patient}-0"  # the good message's id, with another body
-        msg["time"] = "2026-10-01T13:59:00Z"
-    return key, json.dumps(msg).encode()
-
-
-def _json_kind(value) -> str:
-    """JSON's types: a bool is not a number, and ints and floats are both numbers."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return type(value).__name__
 
 
 BATCH: list[tuple[str, object]] = []
