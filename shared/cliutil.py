@@ -41,5 +41,7 @@ def read_model(path: str, model: type[M]) -> M:
         return model.model_validate_json(read_text(path))
     except OSError as exc:
         raise BadInput([("FILE", exc.strerror or str(exc))]) from None
+    except UnicodeDecodeError:
+        raise BadInput([("FILE", "not UTF-8 text")]) from None
     except ValidationError as exc:
         raise BadInput(validation_errors(exc)) from None

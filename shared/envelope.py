@@ -7,6 +7,7 @@ Every inbound message goes through :func:`parse`; anything it rejects raises
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -69,23 +70,23 @@ class Event(BaseModel):
 
 def first_error(exc: ValidationError, prefix: str = "") -> InvalidEvent:
     """The first pydantic error as an :class:`InvalidEvent` naming the field path."""
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
-    return InvalidEvent(field, msg)
+    return all_errors(exc, prefix)[0]
 
 
 def all_errors(exc: ValidationError, prefix: str = "") -> list[InvalidEvent]:
     out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
         msg = err["msg"].removeprefix("Value error, ")
+        named = _CROSS_FIELD.match(msg) if not loc else None
+        if named:  # a model-level check names its field in the message
+            loc, msg = named.group(1), named.group(2)
+        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
         out.append(InvalidEvent(field, msg))
     return out
+
+
+_CROSS_FIELD = re.compile(r"^([a-z_]+): (.+)$")
 
 
 def parse_data(kind: EventType, data: dict[str, Any] | bytes | str) -> BaseModel:

@@ -15,6 +15,8 @@ def replay(path: str) -> int:
         text = read_text(path)
     except OSError as exc:
         return bad_input(COMMAND, [("FILE", exc.strerror or str(exc))])
+    except UnicodeDecodeError:
+        return bad_input(COMMAND, [("FILE", "not UTF-8 text")])
     try:
         out = list(replay_lines(text.splitlines()))
     except ReplayError as exc:

@@ -178,3 +178,10 @@ def test_times_come_out_in_utc_with_z_and_decimals_exact():
     assert event.data.model_dump(mode="json")["administered_at"] == "2026-03-02T13:40:00Z"
     lab = parse(raw(message("ntx.lab.resulted.v1"))).data
     assert lab.alt == Decimal("120.3") and lab.alt / lab.alt_uln == Decimal(3)
+
+
+def test_cross_field_errors_name_their_field():
+    body = mutate("ntx.plan.created.v1", lambda m: m["data"].update(formulation="xr"))
+    with pytest.raises(InvalidEvent) as err:
+        parse(body)
+    assert err.value.field == "data.oral_regimen"

@@ -30,3 +30,13 @@ def test_bad_plan_exits_2_naming_the_field(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "start_date" in err and "Traceback" not in err
     assert main(["schedule", "preview", str(EXAMPLES[0]), "--days", "0"]) == 2
+
+
+def test_non_utf8_file_is_bad_input_not_a_traceback(tmp_path, capsys):
+    path = tmp_path / "plan.json"
+    path.write_bytes(b"\xff\xfe\x00garbage")
+    assert main(["schedule", "preview", str(path)]) == 2
+    assert main(["intake", "evaluate", str(path)]) == 2
+    assert main(["alerts", "replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "FILE: not UTF-8 text" in err and "Traceback" not in err
