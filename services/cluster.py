@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.runner import SERVICES, ServiceProcesses, service_env
@@ -28,6 +29,7 @@ from shared.topics import ALL_TOPICS, event_type
 #: Settings for the service processes in simulated time: fast commits and polls.
 SIM_ENV = {
     "NTX_BROKER_COMMIT_INTERVAL_S": "0.1",
+    "NTX_KAFKA_FETCH_MAX_WAIT_MS": "20",
     "NTX_TIMER_POLL_S": "0.02",
     "NTX_RELAY_POLL_S": "0.02",
     "NTX_LOG_LEVEL": "INFO",
@@ -35,28 +37,43 @@ SIM_ENV = {
 
 
 class Cluster:
-    def __init__(self, data_dir: Path, start: datetime, *, extra_env: dict[str, str] | None = None):
+    """``start`` is the simulated moment the clock begins at; ``start=None`` runs the
+    services on the wall clock. ``services`` picks which of the three to run."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        start: datetime | None,
+        *,
+        extra_env: dict[str, str] | None = None,
+        services: tuple[str, ...] = SERVICES,
+    ):
         self.data_dir = data_dir
         self.clock = FileClock(data_dir / "clock")
         self.start_at = start
         self.extra_env = extra_env or {}
+        self.services = services
         self.stack: EmbeddedStack | None = None
         self.procs: ServiceProcesses | None = None
         self._probe_loop: asyncio.AbstractEventLoop | None = None
-        self._probe_consumers: dict[str, AIOKafkaConsumer] = {}
+        self._probes: _Probes | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
     def __enter__(self) -> Cluster:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.clock.set(self.start_at)
+        env = dict(SIM_ENV)
+        if self.start_at is not None:
+            self.clock.set(self.start_at)
+            env["NTX_CLOCK_FILE"] = str(self.clock.path)
         self.stack = EmbeddedStack(self.data_dir).start()
         asyncio.run(self._prepare())
-        env = {**SIM_ENV, "NTX_CLOCK_FILE": str(self.clock.path), **self.extra_env}
         self.procs = ServiceProcesses(
-            service_env(self.bootstrap, self.database_url, env), self.data_dir
+            service_env(self.bootstrap, self.database_url, {**env, **self.extra_env}),
+            self.data_dir,
         )
-        self.procs.start_all()
+        for name in self.services:
+            self.procs.start(name)
         if not self.procs.wait_healthy(timeout=120):
             self.__exit__(None, None, None)
             raise RuntimeError(f"services did not become healthy; see logs in {self.data_dir}")
@@ -97,9 +114,9 @@ class Cluster:
 
     async def close_probes(self) -> None:
         """Call at the end of each event loop that drove the cluster."""
-        for probe in self._probe_consumers.values():
-            await probe.stop()
-        self._probe_loop, self._probe_consumers = None, {}
+        if self._probes is not None:
+            await self._probes.close()
+        self._probe_loop, self._probes = None, None
 
     async def advance(self, to: datetime, *, step: timedelta = timedelta(hours=1)) -> None:
         """Move the clock to ``to`` in steps, letting the system settle at each one."""
@@ -121,67 +138,25 @@ class Cluster:
 
     async def pending(self) -> dict[str, int]:
         """What is still in flight: consumer lag, unsent outbox rows, due work."""
-        now = self.clock.now()
-        found = {**await self._lag(), **await self._db_work(now)}
+        probes = await self._get_probes()
+        found = {**await probes.lag(), **await probes.db_work(self.now())}
         return {k: v for k, v in found.items() if v}
 
-    async def _db_work(self, now: datetime) -> dict[str, int]:
-        conn = await db.connect(self.database_url, "public")
-        try:
-            out = {}
-            for name in SERVICES:
-                out[f"{name}.outbox"] = await conn.fetchval(
-                    f"SELECT count(*) FROM {name}.outbox WHERE sent_at IS NULL"
-                )
-                out[f"{name}.timers"] = await conn.fetchval(
-                    f"SELECT count(*) FROM {name}.timers WHERE due_at <= $1", now
-                )
-            out["scheduler.due"] = await conn.fetchval(
-                "SELECT count(*) FROM scheduler.due_items WHERE emitted_at IS NULL AND due_at <= $1",
-                now,
-            )
-            return out
-        finally:
-            await conn.close()
+    def now(self) -> datetime:
+        return self.clock.now() if self.start_at is not None else datetime.now(UTC)
 
-    async def _lag(self) -> dict[str, int]:
-        """Messages each service's consumer group has not committed yet. (Tansu drops
-        the admin client's OffsetFetch; a consumer that never subscribes can ask.)"""
-        ends = await self._end_offsets()
-        lag = {}
-        for name, probe in (await self._probes()).items():
-            topics = {t.name for t in load_spec(name).topics}
-            behind = 0
-            for tp, end in ends.items():
-                if tp.topic in topics:
-                    # faust can commit one past the end on Tansu (its gap tracking),
-                    # so only a positive difference is work still to do
-                    behind += max(0, end - ((await probe.committed(tp)) or 0))
-            lag[f"{name}.lag"] = behind
-        return lag
-
-    async def _probes(self) -> dict[str, AIOKafkaConsumer]:
+    async def _get_probes(self) -> _Probes:
         loop = asyncio.get_running_loop()
-        if self._probe_loop is not loop:
-            self._probe_loop, self._probe_consumers = loop, {}
-            for name in SERVICES:
-                probe = AIOKafkaConsumer(
-                    bootstrap_servers=self.bootstrap,
-                    group_id=f"ntx-{name}",
-                    enable_auto_commit=False,
-                )
-                await probe.start()
-                self._probe_consumers[name] = probe
-        return self._probe_consumers
+        if self._probe_loop is not loop or self._probes is None:
+            self._probe_loop = loop
+            self._probes = await _Probes.open(self.bootstrap, self.database_url, self.services)
+        return self._probes
 
-    async def _end_offsets(self) -> dict[TopicPartition, int]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(t.name, p) for t in ALL_TOPICS for p in range(t.partitions)]
-            return await consumer.end_offsets(parts)
-        finally:
-            await consumer.stop()
+    async def end_offsets(self, topics: list[str]) -> dict[str, int]:
+        """Messages on each topic so far (the sum over its partitions)."""
+        probes = await self._get_probes()
+        ends = await probes.ends.end_offsets(_partitions(topics))
+        return {t: sum(n for tp, n in ends.items() if tp.topic == t) for t in topics}
 
     async def dead_letters(self) -> dict[str, int]:
         conn = await db.connect(self.database_url, "public")
@@ -209,3 +184,81 @@ class Cluster:
             return sorted(out, key=lambda e: e.get("time", ""))
         finally:
             await consumer.stop()
+
+
+def _partitions(topics: list[str]) -> list[TopicPartition]:
+    by_name = {t.name: t for t in ALL_TOPICS}
+    return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
+
+
+class _Probes:
+    """Persistent connections for :meth:`Cluster.pending`: one consumer for end offsets,
+    one per consumer group for its committed offsets (Tansu drops the admin client's
+    OffsetFetch; a consumer that never subscribes can ask), one database connection."""
+
+    def __init__(
+        self,
+        ends: AIOKafkaConsumer,
+        groups: dict[str, AIOKafkaConsumer],
+        conn: asyncpg.Connection,
+        services: tuple[str, ...],
+    ):
+        self.ends, self.groups, self.conn, self.services = ends, groups, conn, services
+        self.database_url = ""
+        self.work_sql = " UNION ALL ".join(
+            f"SELECT '{name}.outbox', count(*) FROM {name}.outbox WHERE sent_at IS NULL"
+            f" UNION ALL SELECT '{name}.timers', count(*) FROM {name}.timers WHERE due_at <= $1"
+            for name in services
+        )
+        if "scheduler" in services:
+            self.work_sql += (
+                " UNION ALL SELECT 'scheduler.due', count(*) FROM scheduler.due_items"
+                " WHERE emitted_at IS NULL AND due_at <= $1"
+            )
+
+    @classmethod
+    async def open(cls, bootstrap: str, database_url: str, services: tuple[str, ...]) -> _Probes:
+        ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await ends.start()
+        groups = {}
+        for name in services:
+            groups[name] = AIOKafkaConsumer(
+                bootstrap_servers=bootstrap, group_id=f"ntx-{name}", enable_auto_commit=False
+            )
+            await groups[name].start()
+        conn = await db.connect(database_url, "public")
+        probes = cls(ends, groups, conn, services)
+        probes.database_url = database_url
+        return probes
+
+    async def close(self) -> None:
+        for consumer in (self.ends, *self.groups.values()):
+            await consumer.stop()
+        if not self.conn.is_closed():
+            await self.conn.close()
+
+    async def lag(self) -> dict[str, int]:
+        """Messages each service's consumer group has not committed yet."""
+        inputs = {name: [t.name for t in load_spec(name).topics] for name in self.services}
+        parts = _partitions(sorted({t for names in inputs.values() for t in names}))
+        ends = await self.ends.end_offsets(parts)
+        lag = {}
+        for name, probe in self.groups.items():
+            mine = [tp for tp in parts if tp.topic in inputs[name]]
+            committed = await asyncio.gather(*(probe.committed(tp) for tp in mine))
+            # faust can commit one past the end on Tansu (its gap tracking), so only a
+            # positive difference is work still to do
+            lag[f"{name}.lag"] = sum(
+                max(0, ends[tp] - (c or 0)) for tp, c in zip(mine, committed, strict=True)
+            )
+        return lag
+
+    async def db_work(self, now: datetime) -> dict[str, int]:
+        try:
+            if self.conn.is_closed():  # PostgreSQL restarted (fault runs): connect again
+                self.conn = await db.connect(self.database_url, "public")
+            return {r[0]: r[1] for r in await self.conn.fetch(self.work_sql, now)}
+        except db.TRANSIENT_DB_ERRORS:
+            if not self.conn.is_closed():
+                self.conn.terminate()
+            return {"database": 1}  # not known to be quiet

@@ -79,10 +79,12 @@ async def publish_raw(
     )
     await producer.start()
     try:
-        for topic, key, value in messages:
-            await producer.send_and_wait(
-                topic, value, key=key.encode() if key is not None else None
-            )
+        # in order per partition (one producer); acknowledged all together
+        sent = [
+            await producer.send(topic, value, key=key.encode() if key is not None else None)
+            for topic, key, value in messages
+        ]
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 

@@ -14,7 +14,8 @@ import faust
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared.runtime import Runtime
+from shared.faust_transport import app_class
+from shared.runtime import Message, Runtime
 
 log = logging.getLogger("ntx.app")
 
@@ -22,7 +23,7 @@ log = logging.getLogger("ntx.app")
 def make_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
     spec = runtime.spec
-    app = faust.App(
+    app = app_class(settings.kafka_fetch_max_wait_ms)(
         f"ntx-{spec.name}{_suffix(runtime)}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
@@ -70,16 +71,20 @@ def make_app(runtime: Runtime) -> faust.App:
 
 def _add_agent(app: faust.App, runtime: Runtime, name: str, partitions: int) -> None:
     topic = app.topic(name, key_type=bytes, value_type=bytes, partitions=partitions)
+    settings = runtime.settings
 
     async def agent(stream):  # type: ignore[no-untyped-def]
-        async for event in stream.events():
-            msg = event.message
+        # take_events acks a batch only after this loop body finishes with it.
+        async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
+            batch = [
+                Message(name, e.message.partition, e.message.offset, e.key, e.value) for e in events
+            ]
             try:
-                await runtime.process(name, msg.partition, msg.offset, event.key, event.value)
+                await runtime.process_batch(batch)
             except Exception as exc:  # never escape: faust would ack and drop
                 log.error(
-                    "message not handled",
-                    extra={"topic": name, "offset": msg.offset, "error": type(exc).__name__},
+                    "batch not handled",
+                    extra={"topic": name, "count": len(batch), "error": type(exc).__name__},
                 )
 
     app.agent(topic, name=f"ntx-{runtime.spec.name}-{name}")(agent)

@@ -129,7 +129,7 @@ def parse(
 
 def build(
     type_: str,
-    data: BaseModel,
+    data: BaseModel | dict[str, Any],
     *,
     source: str,
     time: datetime,
@@ -137,18 +137,19 @@ def build(
     causationid: str | None = None,
     id_: str | None = None,
 ) -> dict[str, Any]:
-    """A CloudEvents JSON object (as a dict) for ``data``; validates the type exists."""
+    """A CloudEvents JSON object (as a dict) for ``data``; validates the type exists.
+    ``data`` is a model, or the JSON form of one that was validated when stored."""
     event_type(type_)
-    patient_id = data.patient_id  # type: ignore[attr-defined]
+    body = data if isinstance(data, dict) else data.model_dump(mode="json")
     return {
         "specversion": "1.0",
         "id": id_ or str(uuid.uuid4()),
         "source": source,
         "type": type_,
         "time": format_utc(time),
-        "subject": patient_id,
+        "subject": body["patient_id"],
         "datacontenttype": "application/json",
-        "data": data.model_dump(mode="json"),
+        "data": body,
         "correlationid": correlationid,
         "causationid": causationid,
     }

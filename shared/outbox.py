@@ -37,8 +37,23 @@ async def enqueue_events(conn: asyncpg.Connection, envelopes: list[dict[str, Any
     """Queue CloudEvents dicts on their registered topics, keyed by patient."""
     if not envelopes:
         return
-    rows = [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
-    await conn.executemany("INSERT INTO outbox (topic, key, value) VALUES ($1, $2, $3)", rows)
+    await enqueue_many(
+        conn, [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
+    )
+
+
+async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | None, bytes]]) -> None:
+    """``(topic, key, value)`` rows in one statement; ids follow the list's order."""
+    if rows:
+        topics, keys, values = zip(*rows, strict=True)
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value)"
+            " SELECT t, k, v FROM unnest($1::text[], $2::text[], $3::bytea[])"
+            " WITH ORDINALITY AS r(t, k, v, n) ORDER BY n",
+            list(topics),
+            list(keys),
+            list(values),
+        )
 
 
 def _lock_key(schema: str) -> int:
@@ -111,10 +126,3 @@ async def _wait(wakeup: asyncio.Event, stopping: asyncio.Event, timeout: float) 
     finally:
         for w in waiters:
             w.cancel()
-
-
-async def prune_sent(conn: asyncpg.Connection, older_than_s: float = 7 * 86400) -> int:
-    result = await conn.execute(
-        "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)", older_than_s
-    )
-    return int(result.split()[-1])

@@ -2,8 +2,11 @@
 (bad ones become dead letters), run its handler in one transaction with the inbox
 claim and the outbox rows it causes, fire durable timers, and relay the outbox.
 
-The faust app (:mod:`shared.app`) feeds :meth:`Runtime.process` from its agents;
-tests and the simulator can call the same methods directly.
+Messages come in batches (one transaction per batch, a few statements per batch
+rather than per message). A handler that refuses or fails on one message rolls the
+batch back; the batch is then handled message by message, so only that message is
+dead-lettered. The faust app (:mod:`shared.app`) feeds :meth:`Runtime.process_batch`;
+tests and tools can call it, or :meth:`Runtime.process` for one message, directly.
 """
 
 from __future__ import annotations
@@ -12,70 +15,76 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from pydantic import BaseModel
 
-from shared import db, inbox, metrics, outbox, timers
+from shared import db, housekeeping, inbox, locks, metrics, outbox, timers
 from shared.clock import Clock
+from shared.context import Context
 from shared.deadletter import dead_letter
-from shared.envelope import Envelope, Event, InvalidEvent, build, check_recorded_times, parse
+from shared.envelope import Envelope, Event, InvalidEvent, check_recorded_times, parse
 from shared.settings import Settings
 from shared.timers import TimerRow
 from shared.topics import DLQ, Topic
 
 log = logging.getLogger("ntx.runtime")
 
+__all__ = ["Context", "Message", "Runtime", "ServiceSpec", "each", "each_timer"]
 
-@dataclass
-class Context:
-    """What a handler may do inside its one transaction: read and write its own
-    tables through ``conn``, emit events, and set or cancel timers."""
 
-    conn: asyncpg.Connection
-    now: datetime
-    source: str
-    cause: Envelope | None = None
-    settings: Settings | None = None
-    events: list[dict[str, Any]] = field(default_factory=list)
-    timers_set: list[TimerRow] = field(default_factory=list)
-    timers_cancelled: list[tuple[str, str]] = field(default_factory=list)
+@dataclass(frozen=True)
+class Message:
+    """One record off a topic, as bytes: the runtime validates it."""
 
-    def emit(self, type_: str, data: BaseModel, *, id_: str | None = None) -> dict[str, Any]:
-        correlation = (self.cause.correlationid or self.cause.id) if self.cause else None
-        envelope = build(
-            type_,
-            data,
-            source=self.source,
-            time=self.now,
-            id_=id_,
-            correlationid=correlation,
-            causationid=self.cause.id if self.cause else None,
-        )
-        self.events.append(envelope)
-        return envelope
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes
 
-    def set_timer(self, timer: TimerRow) -> None:
-        self.timers_set.append(timer)
 
-    def cancel_timer(self, patient_id: str, key: str) -> None:
-        self.timers_cancelled.append((patient_id, key))
+@dataclass(frozen=True)
+class _Refused:
+    reason: str
+    field: str | None
 
-    async def flush(self) -> None:
-        for patient_id, key in self.timers_cancelled:
-            await timers.cancel_timers(self.conn, patient_id, [key])
-        await timers.set_timers(self.conn, self.timers_set)
-        await outbox.enqueue_events(self.conn, self.events)
+
+@dataclass(frozen=True)
+class _Parsed:
+    event: Event
+    digest: str
 
 
 Handler = Callable[[Context, Event], Awaitable[None]]
+BatchHandler = Callable[[Context, list[Event]], Awaitable[None]]
 TimerHandler = Callable[[Context, TimerRow], Awaitable[None]]
+TimersHandler = Callable[[Context, list[TimerRow]], Awaitable[None]]
+
+
+def each(handle: Handler) -> BatchHandler:
+    """A batch handler that handles the events one after another."""
+
+    async def handle_batch(ctx: Context, events: list[Event]) -> None:
+        for event in events:
+            ctx.cause = event.envelope
+            await handle(ctx, event)
+
+    return handle_batch
+
+
+def each_timer(on_timer: TimerHandler) -> TimersHandler:
+    async def on_timers(ctx: Context, due: list[TimerRow]) -> None:
+        for row in due:
+            await on_timer(ctx, row)
+
+    return on_timers
 
 
 @dataclass(frozen=True)
@@ -83,8 +92,11 @@ class ServiceSpec:
     name: str
     topics: tuple[Topic, ...]
     migrations: Path
-    handle: Handler
-    on_timer: TimerHandler | None = None
+    handle: BatchHandler
+    #: Event types the handler acts on; others on its topics are validated and
+    #: deduplicated but cause nothing (None: every type goes to the handler).
+    handles: frozenset[str] | None = None
+    on_timers: TimersHandler | None = None
     #: Extra background loops, e.g. the scheduler's horizon materialiser.
     loops: tuple[Callable[[Runtime], Awaitable[None]], ...] = ()
 
@@ -129,8 +141,9 @@ class Runtime:
             self.pool, self._send_batch, schema=self.schema, batch=self.settings.relay_batch
         )
         self._spawn(self.relay.run(self.stopping, self.settings.relay_poll_s))
-        if self.spec.on_timer is not None:
-            self._spawn(self._timer_loop())
+        if self.spec.on_timers is not None:
+            self._spawn(self.run_loop(self.fire_due_timers, self.settings.timer_poll_s))
+        self._spawn(self.run_loop(self._housekeeping, self.settings.housekeeping_every_s))
         for loop in self.spec.loops:
             self._spawn(loop(self))
         self.ready.set()
@@ -171,42 +184,143 @@ class Runtime:
     async def process(
         self, topic: str, partition: int | None, offset: int | None, key: bytes | None, raw: bytes
     ) -> str:
-        """Handle one message; returns ``handled``, ``repeat`` or ``dead``. Retries while
-        the database is away, so a message is never acknowledged unhandled."""
+        """Handle one message; returns ``handled``, ``repeat`` or ``dead``."""
+        return (await self.process_batch([Message(topic, partition, offset, key, raw)]))[0]
+
+    async def process_batch(self, messages: Sequence[Message]) -> list[str]:
+        """Handle messages in order; one outcome (``handled``, ``repeat``, ``dead``)
+        each. Retries while the database is away, so nothing is acknowledged unhandled."""
         await self.ready.wait()
+        now = self.clock.now()
+        parsed = [self._parse(m, now) for m in messages]
         try:
-            event = parse(raw, expected_topic=topic, key=key, require_key=True)
-            check_recorded_times(event, self.clock.now())
-            return await self._retrying(self._handle, event, raw)
-        except InvalidEvent as exc:  # bad shape, or refused by the service's rules
-            reason, field_ = exc.message, exc.field
-        except _IdReused:
-            reason, field_ = "id reused with a different body", "id"
+            outcomes = await self._retrying(self._handle_batch, messages, parsed, False)
+        except _Isolate:
+            outcomes = [
+                await self._handle_alone(m, p) for m, p in zip(messages, parsed, strict=True)
+            ]
+        counts = Counter(outcomes)
+        for outcome, n in counts.items():
+            metrics.CONSUMED.labels(self.spec.name, outcome).inc(n)
+        log.info("handled", extra={"service": self.spec.name, **counts})
+        self.wake_relay()
+        return outcomes
+
+    def _parse(self, message: Message, now: datetime) -> _Parsed | _Refused:
+        try:
+            event = parse(
+                message.value, expected_topic=message.topic, key=message.key, require_key=True
+            )
+            check_recorded_times(event, now)
+        except InvalidEvent as exc:
+            return _Refused(exc.message, exc.field)
+        except Exception as exc:  # a parser defect must not drop the message
+            return _Refused(f"unreadable ({type(exc).__name__})", None)
+        return _Parsed(event, inbox.digest(message.value))
+
+    async def _handle_batch(
+        self, messages: Sequence[Message], parsed: list[_Parsed | _Refused], alone: bool
+    ) -> list[str]:
+        assert self.pool is not None
+        events = [p for p in parsed if isinstance(p, _Parsed)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await locks.lock_patients(conn, self.schema, [p.event.patient_id for p in events])
+            claims = iter(
+                await inbox.claim_many(
+                    conn, [(p.event.envelope.source, p.event.envelope.id, p.digest) for p in events]
+                )
+            )
+            outcomes, todo, letters = [], [], []
+            for message, p in zip(messages, parsed, strict=True):
+                seen = next(claims) if isinstance(p, _Parsed) else None
+                if isinstance(p, _Refused) or seen is inbox.Seen.CONFLICT:
+                    refusal = p if isinstance(p, _Refused) else _ID_REUSED
+                    letters.append((message, refusal))
+                    outcomes.append("dead")
+                elif seen is inbox.Seen.REPEAT:
+                    outcomes.append("repeat")
+                else:
+                    if self.spec.handles is None or p.event.type in self.spec.handles:
+                        todo.append(p.event)
+                    outcomes.append("handled")
+            ctx = self.context(conn, self.clock.now())
+            if todo:
+                await self._run_handler(ctx, todo, alone)
+            await ctx.flush()
+            for message, refusal in letters:
+                await self._write_letter(conn, message, refusal)
+        return outcomes
+
+    async def _run_handler(self, ctx: Context, events: list[Event], alone: bool) -> None:
+        try:
+            await self.spec.handle(ctx, events)
+        except db.TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:
+            if alone:
+                raise
+            raise _Isolate() from exc
+
+    async def _handle_alone(self, message: Message, parsed: _Parsed | _Refused) -> str:
+        """The per-message path after a batch failed: a refusal or a defect rolls back
+        this message's effects (inbox claim included) and dead-letters it."""
+        try:
+            return (await self._retrying(self._handle_batch, [message], [parsed], True))[0]
+        except InvalidEvent as exc:  # refused by the service's rules
+            refusal = _Refused(exc.message, exc.field)
         except Exception as exc:  # a defect, not bad input: keep the message for operators
             # The type only at error level: exception messages may quote input values.
-            log.error("handler failed", extra={"topic": topic, "error": type(exc).__name__})
+            log.error("handler failed", extra={"topic": message.topic, "error": type(exc).__name__})
             log.debug("handler failure detail", exc_info=True)
-            reason, field_ = f"internal error {type(exc).__name__}; replay once fixed", None
-        await self._retrying(self._dead_letter, topic, partition, offset, key, raw, reason, field_)
+            refusal = _Refused(f"internal error {type(exc).__name__}; replay once fixed", None)
+        await self._retrying(self._dead_letter_alone, message, refusal)
         return "dead"
 
-    async def _handle(self, event: Event, raw: bytes) -> str:
+    async def _dead_letter_alone(self, message: Message, refusal: _Refused) -> None:
         assert self.pool is not None
-        env = event.envelope
         async with self.pool.acquire() as conn, conn.transaction():
-            seen = await inbox.claim(conn, env.source, env.id, inbox.digest(raw))
-            if seen is inbox.Seen.CONFLICT:
-                raise _IdReused()
-            if seen is inbox.Seen.REPEAT:
-                metrics.CONSUMED.labels(self.spec.name, "repeat").inc()
-                return "repeat"
-            ctx = self.context(conn, self.clock.now(), cause=env)
-            await self.spec.handle(ctx, event)
-            await ctx.flush()
-        metrics.CONSUMED.labels(self.spec.name, "handled").inc()
-        log.info("handled", extra={"type": env.type, "patient_id": env.subject, "event_id": env.id})
-        self.wake_relay()
-        return "handled"
+            await self._write_letter(conn, message, refusal)
+
+    async def _write_letter(
+        self, conn: asyncpg.Connection, message: Message, refusal: _Refused
+    ) -> None:
+        letter = dead_letter(
+            self.spec.name,
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            refusal.reason,
+            refusal.field,
+            self.clock.now(),
+        )
+        fresh = await conn.fetchval(
+            'INSERT INTO dead_letters (id, topic, partition, "offset", key, reason, field, original, received_at)'
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
+            uuid.UUID(letter.id),
+            message.topic,
+            message.partition,
+            message.offset,
+            letter.key,
+            refusal.reason,
+            refusal.field,
+            message.value,
+            letter.received_at,
+        )
+        if fresh:
+            await outbox.enqueue(
+                conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json"))
+            )
+        log.warning(
+            "dead letter",
+            extra={
+                "service": self.spec.name,
+                "topic": message.topic,
+                "field": refusal.field,
+                "reason": refusal.reason,
+            },
+        )
 
     async def _retrying(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
         delay = 0.2
@@ -219,68 +333,30 @@ class Runtime:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    async def _dead_letter(
-        self,
-        topic: str,
-        partition: int | None,
-        offset: int | None,
-        key: bytes | None,
-        raw: bytes,
-        reason: str,
-        field_: str | None,
-    ) -> None:
-        assert self.pool is not None
-        letter = dead_letter(
-            self.spec.name, topic, partition, offset, key, raw, reason, field_, self.clock.now()
-        )
-        async with self.pool.acquire() as conn, conn.transaction():
-            fresh = await conn.fetchval(
-                'INSERT INTO dead_letters (id, topic, partition, "offset", key, reason, field, original, received_at)'
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
-                uuid.UUID(letter.id),
-                topic,
-                partition,
-                offset,
-                letter.key,
-                reason,
-                field_,
-                raw,
-                letter.received_at,
-            )
-            if fresh:
-                await outbox.enqueue(
-                    conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json"))
-                )
-        metrics.CONSUMED.labels(self.spec.name, "dead").inc()
-        log.warning(
-            "dead letter",
-            extra={"service": self.spec.name, "topic": topic, "field": field_, "reason": reason},
-        )
-        self.wake_relay()
-
     # --- timers --------------------------------------------------------------------
 
     async def fire_due_timers(self) -> int:
-        """Fire every timer due now, a batch per transaction; returns how many fired."""
-        assert self.pool is not None and self.spec.on_timer is not None
+        """Fire every timer due now, a batch per transaction; returns how many fired.
+        A timer whose patient is busy in another transaction waits for the next round."""
+        assert self.pool is not None and self.spec.on_timers is not None
         fired = 0
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
                 now = self.clock.now()
                 due = await timers.claim_due(conn, now, self.settings.timer_batch)
-                for row in due:
-                    ctx = self.context(conn, now)
-                    await timers.cancel_timers(conn, row.patient_id, [row.key])
-                    await self.spec.on_timer(ctx, row)
-                    await ctx.flush()
-            fired += len(due)
-            if due:
+                free = await locks.try_lock_patients(conn, self.schema, {t.patient_id for t in due})
+                ready = [t for t in due if t.patient_id in free]
+                ctx = self.context(conn, now)
+                for row in ready:
+                    ctx.cancel_timer(row.patient_id, row.key)
+                if ready:
+                    await self.spec.on_timers(ctx, ready)
+                await ctx.flush()
+            fired += len(ready)
+            if ready:
                 self.wake_relay()
-            if len(due) < self.settings.timer_batch:
+            if len(due) < self.settings.timer_batch or not ready:
                 return fired
-
-    async def _timer_loop(self) -> None:
-        await self.run_loop(self.fire_due_timers, self.settings.timer_poll_s)
 
     async def run_loop(self, step: Callable[[], Awaitable[int]], poll_s: float) -> None:
         """Run ``step`` until stopping, sleeping when idle, backing off on errors."""
@@ -300,6 +376,12 @@ class Runtime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=backoff)
 
+    async def _housekeeping(self) -> int:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            await housekeeping.prune(conn, self.settings)
+        return 0
+
     async def health(self) -> dict[str, Any]:
         status = {"service": self.spec.name, "ready": self.ready.is_set(), "database": False}
         if self.pool is not None:
@@ -315,5 +397,8 @@ class Runtime:
         return status
 
 
-class _IdReused(Exception):
-    """Raised inside the transaction to roll back a message whose id was reused."""
+class _Isolate(Exception):
+    """A handler refused or failed inside a batch: redo the batch message by message."""
+
+
+_ID_REUSED = _Refused("id reused with a different body", "id")

@@ -47,11 +47,21 @@ class Settings(BaseSettings):
     broker_rebalance_timeout_s: float = 6.0
     #: How often consumed offsets are committed; simulations use 0.1 s.
     broker_commit_interval_s: float = 1.0
+    #: Longest wait of a consumer's fetch for new records (see shared/faust_transport).
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1, le=1500)
 
-    relay_batch: int = 500
+    #: Most messages handled in one transaction, and how long a partly filled batch
+    #: waits for more (the latency a quiet system adds to a message).
+    batch_max: int = 500
+    batch_wait_s: float = 0.01
+    relay_batch: int = 1000
     relay_poll_s: float = 0.05
-    timer_batch: int = 200
+    timer_batch: int = 500
     timer_poll_s: float = 0.05
+    #: Published outbox rows and inbox entries are kept this long, then pruned.
+    outbox_keep_s: float = 86400.0
+    inbox_keep_s: float = 30 * 86400.0
+    housekeeping_every_s: float = 60.0
     #: Rolling horizon of materialised schedule items (see services/scheduler).
     schedule_horizon_hours: int = 48
 

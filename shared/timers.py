@@ -20,6 +20,7 @@ class TimerRow:
 
 
 async def set_timers(conn: asyncpg.Connection, timers: list[TimerRow]) -> None:
+    """Upsert: setting an existing ``(patient, key)`` replaces it."""
     if not timers:
         return
     await conn.executemany(
@@ -31,15 +32,24 @@ async def set_timers(conn: asyncpg.Connection, timers: list[TimerRow]) -> None:
 
 
 async def cancel_timers(conn: asyncpg.Connection, patient_id: str, keys: list[str]) -> None:
+    await cancel_many(conn, [(patient_id, key) for key in keys])
+
+
+async def cancel_many(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> None:
+    """Delete the timers ``(patient_id, key)``, in one statement."""
     if keys:
+        patients, names = zip(*keys, strict=True)
         await conn.execute(
-            "DELETE FROM timers WHERE patient_id = $1 AND key = ANY($2::text[])", patient_id, keys
+            "DELETE FROM timers t USING unnest($1::text[], $2::text[]) AS k(patient_id, key)"
+            " WHERE t.patient_id = k.patient_id AND t.key = k.key",
+            list(patients),
+            list(names),
         )
 
 
 async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[TimerRow]:
     """Lock and return due timers, oldest first; call inside a transaction and
-    delete each with :func:`cancel_timers` in that same transaction once handled."""
+    delete each with :func:`cancel_many` in that same transaction once handled."""
     rows = await conn.fetch(
         "SELECT patient_id, key, kind, due_at, payload FROM timers WHERE due_at <= $1"
         " ORDER BY due_at, patient_id, key LIMIT $2 FOR UPDATE SKIP LOCKED",

@@ -1,53 +1,76 @@
 """Intake worker: decides each request with the pure rules, keeps the current request
 per patient and an append-only audit, publishes the decision through the outbox, and
-re-evaluates a deferred patient on the earliest start date."""
+re-evaluates a deferred patient on the earliest start date.
+
+A batch of requests costs three statements: read the patients' current requests,
+upsert the new ones, append the audit rows (deferred to the context's flush)."""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from services.intake.domain.rules import (
-    IntakeInputError,
-    decision_event_type,
-    evaluate,
-)
+from services.intake.domain.rules import IntakeInputError, decision_event_type, evaluate
 from shared.envelope import Envelope, Event, InvalidEvent, stable_id
 from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_midnight_utc, local_today
-from shared.runtime import Context, ServiceSpec
+from shared.runtime import Context, ServiceSpec, each_timer
 from shared.timers import TimerRow
 from shared.topics import INTAKE_REQUESTS
 
 RECHECK = "recheck"
+AUDIT = (
+    "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
+    " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+)
 
 
-async def handle(ctx: Context, event: Event) -> None:
-    request = event.data
-    assert isinstance(request, IntakeRequested)
-    env = event.envelope
-    if await _is_superseded(ctx, request.patient_id, env.time):
-        await _audit_superseded(ctx, env, request)
-        return
-    as_of = local_today(ctx.now, request.timezone)
+@dataclass
+class _Current:
+    """A patient's request on file: the one later requests must be newer than."""
+
+    env: Envelope
+    request: IntakeRequested
+    decision: str
+
+
+async def handle_batch(ctx: Context, events: list[Event]) -> None:
+    on_file = await _requested_at(ctx, {e.patient_id for e in events})
+    changed: dict[str, _Current] = {}
+    for event in events:
+        ctx.cause = env = event.envelope
+        request = event.data
+        assert isinstance(request, IntakeRequested)
+        newest = on_file.get(request.patient_id)
+        if newest is not None and newest > env.time:
+            _audit_superseded(ctx, env, request)
+            continue
+        decided = _evaluate(request, local_today(ctx.now, request.timezone))
+        on_file[request.patient_id] = env.time
+        changed[request.patient_id] = _Current(env, request, decided.decision)
+        _publish(ctx, env.source, env.id, decided, "request", request.timezone)
+    await _store(ctx, list(changed.values()))
+
+
+def _evaluate(request: IntakeRequested, as_of: date) -> IntakeDecided:
     try:
-        decided = evaluate(request, as_of)
+        return evaluate(request, as_of)
     except IntakeInputError as exc:
         field, message = exc.errors[0]
         raise InvalidEvent(f"data.{field}", message) from None
-    await _store_current(ctx, env, request, decided)
-    await _publish(ctx, env.source, env.id, decided, "request", request.timezone)
 
 
 async def on_timer(ctx: Context, timer: TimerRow) -> None:
     row = await ctx.conn.fetchrow(
-        "SELECT request_source, request_id, request FROM patients WHERE patient_id = $1 FOR UPDATE",
+        "SELECT request_source, request_id, request::text AS request FROM patients"
+        " WHERE patient_id = $1",
         timer.patient_id,
     )
     if row is None or row["request_id"] != timer.payload.get("request_id"):
         return  # superseded since the timer was set
-    request = IntakeRequested.model_validate_json(json.dumps(row["request"]))
+    request = IntakeRequested.model_validate_json(row["request"])
     decided = evaluate(request, date.fromisoformat(timer.payload["as_of"]))
     await ctx.conn.execute(
         "UPDATE patients SET decision = $2, updated_at = $3 WHERE patient_id = $1",
@@ -56,44 +79,44 @@ async def on_timer(ctx: Context, timer: TimerRow) -> None:
         ctx.now,
     )
     trigger = f"recheck:{decided.as_of}"
-    await _publish(
-        ctx, row["request_source"], row["request_id"], decided, trigger, request.timezone
+    _publish(ctx, row["request_source"], row["request_id"], decided, trigger, request.timezone)
+
+
+async def _requested_at(ctx: Context, patients: set[str]) -> dict[str, datetime]:
+    rows = await ctx.conn.fetch(
+        "SELECT patient_id, requested_at FROM patients WHERE patient_id = ANY($1)", list(patients)
     )
+    return {r["patient_id"]: r["requested_at"] for r in rows}
 
 
-async def _is_superseded(ctx: Context, patient_id: str, requested_at: datetime) -> bool:
-    current = await ctx.conn.fetchval(
-        "SELECT requested_at FROM patients WHERE patient_id = $1 FOR UPDATE", patient_id
-    )
-    return current is not None and current > requested_at
-
-
-async def _store_current(
-    ctx: Context, env: Envelope, request: IntakeRequested, decided: IntakeDecided
-) -> None:
-    await ctx.conn.execute(
+async def _store(ctx: Context, current: list[_Current]) -> None:
+    await ctx.conn.executemany(
         "INSERT INTO patients (patient_id, request_source, request_id, requested_at, request, decision, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (patient_id) DO UPDATE SET"
+        " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7) ON CONFLICT (patient_id) DO UPDATE SET"
         " request_source = EXCLUDED.request_source, request_id = EXCLUDED.request_id,"
         " requested_at = EXCLUDED.requested_at, request = EXCLUDED.request,"
         " decision = EXCLUDED.decision, updated_at = EXCLUDED.updated_at",
-        request.patient_id,
-        env.source,
-        env.id,
-        env.time,
-        request.model_dump(mode="json"),
-        decided.decision,
-        ctx.now,
+        [
+            (
+                c.request.patient_id,
+                c.env.source,
+                c.env.id,
+                c.env.time,
+                c.request.model_dump_json(),
+                c.decision,
+                ctx.now,
+            )
+            for c in current
+        ],
     )
 
 
-async def _publish(
+def _publish(
     ctx: Context, source: str, request_id: str, decided: IntakeDecided, trigger: str, zone: str
 ) -> None:
-    type_ = decision_event_type(decided)
     event_id = stable_id(source, request_id, trigger)
-    ctx.emit(type_, decided, id_=event_id)
-    await _audit(ctx, source, request_id, decided, trigger.split(":")[0], event_id)
+    ctx.emit(decision_event_type(decided), decided, id_=event_id)
+    _audit(ctx, source, request_id, decided, trigger.split(":")[0], event_id)
     _schedule_recheck(ctx, request_id, decided, zone)
 
 
@@ -113,7 +136,7 @@ def _schedule_recheck(ctx: Context, request_id: str, decided: IntakeDecided, zon
     )
 
 
-async def _audit(
+def _audit(
     ctx: Context,
     source: str,
     request_id: str,
@@ -122,36 +145,44 @@ async def _audit(
     event_id: str | None,
 ) -> None:
     d = decided.model_dump(mode="json")
-    await ctx.conn.execute(
-        "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
-        " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        decided.patient_id,
-        source,
-        request_id,
-        ctx.now,
-        decided.as_of,
-        trigger,
-        decided.ruleset_version,
-        decided.decision,
-        d["reasons"],
-        decided.earliest_start_date,
-        d["advisories"],
-        d["plan"],
-        event_id,
+    ctx.defer(
+        AUDIT,
+        (
+            decided.patient_id,
+            source,
+            request_id,
+            ctx.now,
+            decided.as_of,
+            trigger,
+            decided.ruleset_version,
+            decided.decision,
+            d["reasons"],
+            decided.earliest_start_date,
+            d["advisories"],
+            d["plan"],
+            event_id,
+        ),
     )
 
 
-async def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequested) -> None:
-    await ctx.conn.execute(
-        "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
-        " ruleset_version, decision, reasons, advisories) VALUES ($1, $2, $3, $4, $5, 'superseded',"
-        " '-', 'superseded', '[]'::jsonb, '[]'::jsonb)",
-        request.patient_id,
-        env.source,
-        env.id,
-        ctx.now,
-        local_today(ctx.now, request.timezone),
+def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequested) -> None:
+    ctx.defer(
+        AUDIT,
+        (
+            request.patient_id,
+            env.source,
+            env.id,
+            ctx.now,
+            local_today(ctx.now, request.timezone),
+            "superseded",
+            "-",
+            "superseded",
+            [],
+            None,
+            [],
+            None,
+            None,
+        ),
     )
 
 
@@ -159,6 +190,6 @@ SPEC = ServiceSpec(
     name="intake",
     topics=(INTAKE_REQUESTS,),
     migrations=Path(__file__).parent / "migrations",
-    handle=handle,
-    on_timer=on_timer,
+    handle=handle_batch,
+    on_timers=each_timer(on_timer),
 )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.clock import SimulatedClock
-from shared.runtime import Runtime, ServiceSpec
+from shared.runtime import Message, Runtime, ServiceSpec
 from shared.settings import Settings
 
 
@@ -49,11 +49,16 @@ class Harness:
         return self
 
     async def _pump(self) -> None:
-        async for msg in self.consumer:
-            outcome = await self.runtime.process(
-                msg.topic, msg.partition, msg.offset, msg.key, msg.value
-            )
-            self.outcomes.append((outcome, msg.key))
+        """Batches as the faust agents hand them over: several partitions' messages,
+        each partition's in order."""
+        while True:
+            fetched = await self.consumer.getmany(timeout_ms=100, max_records=200)
+            msgs = [m for part in fetched.values() for m in part]
+            if not msgs:
+                continue
+            batch = [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs]
+            outcomes = await self.runtime.process_batch(batch)
+            self.outcomes.extend((o, m.key) for o, m in zip(outcomes, msgs, strict=True))
 
     def outcomes_for(self, patient: str) -> list[str]:
         return [o for o, key in self.outcomes if key == patient.encode()]

@@ -13,7 +13,7 @@ from shared import db, outbox
 from shared.clock import SystemClock
 from shared.envelope import build
 from shared.events import DoseAdministered
-from shared.runtime import Context, Runtime, ServiceSpec
+from shared.runtime import Context, Runtime, ServiceSpec, each
 from shared.topics import CLINICAL_EVENTS, DLQ
 from tests.integration.harness import Harness, eventually, produce, read_topic, settings_for
 
@@ -31,7 +31,7 @@ async def record(ctx: Context, event) -> None:
 
 
 SINK = ServiceSpec(
-    name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=record
+    name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=each(record)
 )
 
 

@@ -1,6 +1,6 @@
 """Schedule rules, pure: what is due when for one plan (DESIGN.md §4.2)."""
 
-from services.scheduler.domain.schedule import DueItem, due_items, preview_lines
+from services.scheduler.domain.schedule import DueItem, due_items, preview_lines, schedule_ends
 from services.scheduler.domain.state import (
     PlanState,
     apply_injection,
@@ -18,4 +18,5 @@ __all__ = [
     "due_items",
     "new_state",
     "preview_lines",
+    "schedule_ends",
 ]

@@ -74,6 +74,18 @@ def due_items(
     return sorted(found, key=lambda i: (i.due_utc, i.type, i.key))
 
 
+def schedule_ends(state: PlanState, s: ScheduleSettings = DEFAULT_SETTINGS) -> datetime | None:
+    """The moment after which nothing more falls due (a stop, or the re-induction
+    notice after a procedure), or None while the schedule runs on."""
+    ends = []
+    if state.stopped_at_utc is not None:
+        ends.append(state.stopped_at_utc)
+    if state.suspended_after is not None:
+        last = state.suspended_after + timedelta(days=s.reinduction_after_days + 1)
+        ends.append(local_midnight_utc(last, state.plan.timezone))
+    return min(ends) if ends else None
+
+
 def _days(first: date, last: date) -> Iterator[date]:
     for n in range((last - first).days + 1):
         yield first + timedelta(days=n)
