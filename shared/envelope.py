@@ -169,7 +169,8 @@ RECORDED_AT = ("administered_at", "collected_at", "stopped_at")
 def check_recorded_times(event: Event, now: datetime) -> None:
     """A dose, result or stop recorded after "now" is refused, naming the field: a
     far-future administration would otherwise stretch blockade coverage for years."""
+    fields = type(event.data).model_fields
     for name in RECORDED_AT:
-        value = getattr(event.data, name, None)
+        value = getattr(event.data, name) if name in fields else None
         if isinstance(value, datetime) and value > now + FUTURE_SKEW:
             raise InvalidEvent(f"data.{name}", "in the future")

@@ -56,6 +56,9 @@ async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | Non
         )
 
 
+UNSENT_FIRST = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1"
+
+
 def _lock_key(schema: str) -> int:
     return int(hashlib.sha256(f"ntx-relay:{schema}".encode()).hexdigest()[:15], 16)
 
@@ -80,6 +83,11 @@ class Relay:
         self.published = 0
 
     async def run_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            # one cheap look first: an idle relay costs a round trip, not a transaction
+            # (the form the partial index outbox_unsent serves; EXISTS plans a scan)
+            if await conn.fetchval(UNSENT_FIRST) is None:
+                return 0
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0

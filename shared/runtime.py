@@ -94,7 +94,7 @@ class ServiceSpec:
     migrations: Path
     handle: BatchHandler
     #: Event types the handler acts on; others on its topics are validated and
-    #: deduplicated but cause nothing (None: every type goes to the handler).
+    #: ignored (None: every type goes to the handler).
     handles: frozenset[str] | None = None
     on_timers: TimersHandler | None = None
     #: Extra background loops, e.g. the scheduler's horizon materialiser.
@@ -184,12 +184,13 @@ class Runtime:
     async def process(
         self, topic: str, partition: int | None, offset: int | None, key: bytes | None, raw: bytes
     ) -> str:
-        """Handle one message; returns ``handled``, ``repeat`` or ``dead``."""
+        """Handle one message; returns its outcome (see :meth:`process_batch`)."""
         return (await self.process_batch([Message(topic, partition, offset, key, raw)]))[0]
 
     async def process_batch(self, messages: Sequence[Message]) -> list[str]:
-        """Handle messages in order; one outcome (``handled``, ``repeat``, ``dead``)
-        each. Retries while the database is away, so nothing is acknowledged unhandled."""
+        """Handle messages in order; one outcome each: ``handled``, ``repeat`` (seen
+        before), ``ignored`` (valid, of a type this service does not act on) or
+        ``dead``. Retries while the database is away: nothing is acknowledged unhandled."""
         await self.ready.wait()
         now = self.clock.now()
         parsed = [self._parse(m, now) for m in messages]
@@ -222,26 +223,25 @@ class Runtime:
         self, messages: Sequence[Message], parsed: list[_Parsed | _Refused], alone: bool
     ) -> list[str]:
         assert self.pool is not None
-        events = [p for p in parsed if isinstance(p, _Parsed)]
+        events = [p for p in parsed if isinstance(p, _Parsed) and self._acts_on(p.event)]
+        outcomes, todo, letters = [], [], []
         async with self.pool.acquire() as conn, conn.transaction():
             await locks.lock_patients(conn, self.schema, [p.event.patient_id for p in events])
-            claims = iter(
-                await inbox.claim_many(
-                    conn, [(p.event.envelope.source, p.event.envelope.id, p.digest) for p in events]
-                )
+            claims = await inbox.claim_many(
+                conn, [(p.event.envelope.source, p.event.envelope.id, p.digest) for p in events]
             )
-            outcomes, todo, letters = [], [], []
+            seen = dict(zip(map(id, events), claims, strict=True))
             for message, p in zip(messages, parsed, strict=True):
-                seen = next(claims) if isinstance(p, _Parsed) else None
-                if isinstance(p, _Refused) or seen is inbox.Seen.CONFLICT:
-                    refusal = p if isinstance(p, _Refused) else _ID_REUSED
-                    letters.append((message, refusal))
+                claim = seen.get(id(p))
+                if isinstance(p, _Refused) or claim is inbox.Seen.CONFLICT:
+                    letters.append((message, p if isinstance(p, _Refused) else _ID_REUSED))
                     outcomes.append("dead")
-                elif seen is inbox.Seen.REPEAT:
+                elif claim is None:
+                    outcomes.append("ignored")
+                elif claim is inbox.Seen.REPEAT:
                     outcomes.append("repeat")
                 else:
-                    if self.spec.handles is None or p.event.type in self.spec.handles:
-                        todo.append(p.event)
+                    todo.append(p.event)
                     outcomes.append("handled")
             ctx = self.context(conn, self.clock.now())
             if todo:
@@ -250,6 +250,11 @@ class Runtime:
             for message, refusal in letters:
                 await self._write_letter(conn, message, refusal)
         return outcomes
+
+    def _acts_on(self, event: Event) -> bool:
+        """Whether the service acts on this type. Others are validated, then ignored:
+        with no effect to repeat, they need no inbox entry."""
+        return self.spec.handles is None or event.type in self.spec.handles
 
     async def _run_handler(self, ctx: Context, events: list[Event], alone: bool) -> None:
         try:
@@ -341,6 +346,9 @@ class Runtime:
         assert self.pool is not None and self.spec.on_timers is not None
         fired = 0
         while True:
+            async with self.pool.acquire() as conn:
+                if not await timers.any_due(conn, self.clock.now()):
+                    return fired
             async with self.pool.acquire() as conn, conn.transaction():
                 now = self.clock.now()
                 due = await timers.claim_due(conn, now, self.settings.timer_batch)

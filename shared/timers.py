@@ -59,5 +59,10 @@ async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list
     return [TimerRow(**dict(r)) for r in rows]
 
 
+async def any_due(conn: asyncpg.Connection, now: datetime) -> bool:
+    """One cheap look, outside any transaction, before claiming."""
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM timers WHERE due_at <= $1)", now))
+
+
 async def next_due(conn: asyncpg.Connection) -> datetime | None:
     return await conn.fetchval("SELECT min(due_at) FROM timers")

@@ -28,7 +28,9 @@ async def handle_batch(ctx: Context, events: list[Event]) -> None:
     for event in events:
         ctx.cause = event.envelope
         state = states.get(event.patient_id)
-        outcome = engine_handle(state, event.type, event.data, event.envelope.id, ctx.now)
+        outcome = engine_handle(
+            state, event.type, event.data, event.envelope.id, ctx.now, in_place=True
+        )
         states[event.patient_id] = _apply(ctx, event.patient_id, outcome)
     await _save(ctx, states.items())
 
@@ -40,7 +42,8 @@ async def on_timers(ctx: Context, due: list[TimerRow]) -> None:
         if state is None:
             continue
         timer = Timer(key=row.key, due_at=row.due_at, kind=row.kind, payload=row.payload)
-        states[row.patient_id] = _apply(ctx, row.patient_id, engine_on_timer(state, timer, ctx.now))
+        outcome = engine_on_timer(state, timer, ctx.now, in_place=True)
+        states[row.patient_id] = _apply(ctx, row.patient_id, outcome)
     await _save(ctx, states.items())
 
 

@@ -169,6 +169,12 @@ async def _emit_batch(runtime: Runtime) -> int:
     """Claim due items (SKIP LOCKED, so workers share them), stamp them emitted and
     queue their events in the same transaction: each is emitted once."""
     assert runtime.pool is not None
+    async with runtime.pool.acquire() as conn:
+        if not await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM due_items WHERE emitted_at IS NULL AND due_at <= $1)",
+            runtime.clock.now(),
+        ):
+            return 0
     async with runtime.pool.acquire() as conn, conn.transaction():
         now = runtime.clock.now()
         rows = await conn.fetch(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -156,9 +156,13 @@ def handle(
     event_id: str,
     now: datetime,
     settings: AlertSettings = DEFAULT_SETTINGS,
+    *,
+    in_place: bool = False,
 ) -> Outcome:
+    """The outcome of one input. ``state`` is left as it was, unless the caller hands
+    it over with ``in_place`` (the worker does: its copy was loaded for this batch)."""
     patient_id = data.patient_id  # type: ignore[attr-defined]
-    current = state.model_copy(deep=True) if state else PatientAlertState(patient_id=patient_id)
+    current = _own(state, in_place) if state else PatientAlertState(patient_id=patient_id)
     step = _Step(Outcome(current), now, settings)
     handler = HANDLERS.get(event_type)
     if handler is not None:
@@ -178,17 +182,18 @@ def _plan_created(step: _Step, plan: ev.TreatmentPlan, event_id: str) -> None:
 
 
 def _dose_due(step: _Step, due: ev.DoseDue, event_id: str) -> None:
-    _expect(step, "dose", due.due_utc, step.s.missed_dose_after)
+    _expect(step, "dose", due.due_utc)
 
 
 def _injection_due(step: _Step, due: ev.InjectionDue, event_id: str) -> None:
-    _expect(step, "injection", due.due_utc, step.s.missed_injection_after)
+    _expect(step, "injection", due.due_utc)
 
 
-def _expect(step: _Step, kind: str, due_utc: datetime, grace: Any) -> None:
+def _expect(step: _Step, kind: str, due_utc: datetime) -> None:
     if not step.state.active:
         return
     step.state.on_hold = False  # a regular due ends any surgical hold
+    grace = _grace(step.s, kind)
     if _already_given(step, kind, due_utc, grace):
         return
     key = f"{kind}:{format_utc(due_utc)}"
@@ -196,7 +201,7 @@ def _expect(step: _Step, kind: str, due_utc: datetime, grace: Any) -> None:
     step.set(Timer(f"missed:{key}", due_utc + grace, f"missed_{kind}", {"outstanding": key}))
 
 
-def _already_given(step: _Step, kind: str, due_utc: datetime, grace: Any) -> bool:
+def _already_given(step: _Step, kind: str, due_utc: datetime, grace: timedelta) -> bool:
     """A due that arrives after the administration that settles it is not missed."""
     for given in step.state.unmatched:
         if (
@@ -239,15 +244,17 @@ def _administered(step: _Step, kind: str, at: datetime, dose_mg: int) -> None:
 
 
 def _settle_due(step: _Step, kind: str, at: datetime) -> None:
-    """An administration settles the due nearest to it (given late, or up to 12 h
-    early); dues it passes over are missed for good and leave the outstanding list,
-    so a patient who resumes is not reported missing the day after. With no due yet,
-    it waits (unmatched) for one that may still be on its way."""
+    """An administration settles the nearest due whose window holds it (up to 12 h
+    early, or late until that due's deadline) and passes over older ones for good,
+    so a patient who resumes is not reported missing the day after. With no due in
+    reach it waits (unmatched) for one that may still be on its way: due events and
+    administrations travel on different topics, in either order."""
     st = step.state
+    grace = _grace(step.s, kind)
     candidates = [
         (abs(o.due_utc - at), key)
         for key, o in st.outstanding.items()
-        if o.kind == kind and o.due_utc - step.s.early_administration <= at
+        if o.kind == kind and o.due_utc - step.s.early_administration <= at <= o.due_utc + grace
     ]
     if candidates:
         settled = st.outstanding[min(candidates)[1]]
@@ -258,6 +265,10 @@ def _settle_due(step: _Step, kind: str, at: datetime) -> None:
         return
     kept = [g for g in st.unmatched if g.at >= at - step.s.unmatched_kept_for]
     st.unmatched = [*kept, Administration(kind=kind, at=at)]
+
+
+def _grace(s: AlertSettings, kind: str) -> timedelta:
+    return s.missed_dose_after if kind == "dose" else s.missed_injection_after
 
 
 def _screen(step: _Step, result: ev.UdsResulted, event_id: str) -> None:
@@ -333,19 +344,30 @@ def on_timer(
     timer: Timer,
     now: datetime,
     settings: AlertSettings = DEFAULT_SETTINGS,
+    *,
+    in_place: bool = False,
 ) -> Outcome:
-    step = _Step(Outcome(state.model_copy(deep=True)), now, settings)
+    step = _Step(Outcome(_own(state, in_place)), now, settings)
     TIMERS[timer.kind](step, timer)
     return step.out
 
 
+def _own(state: PatientAlertState, in_place: bool) -> PatientAlertState:
+    return state if in_place else state.model_copy(deep=True)
+
+
 def _missed(step: _Step, timer: Timer) -> None:
-    due = step.state.outstanding.get(timer.payload["outstanding"])
-    if due is None or not step.state.active:
+    """The deadline passed with the due unsettled: missed for good. If a dose was
+    recorded since (it was handled before this deadline fired), the cause is already
+    gone and the alert resolves at once."""
+    st = step.state
+    due = st.outstanding.pop(timer.payload["outstanding"], None)
+    if due is None or not st.active:
         return
-    due.alerted = True
-    spec = MISSED_DOSE if due.kind == "dose" else MISSED_INJECTION
+    code, reason, _ = spec = MISSED_DOSE if due.kind == "dose" else MISSED_INJECTION
     step.raise_alert(spec, timer.key)
+    if any(g.kind == due.kind and g.at > due.due_utc for g in st.unmatched):
+        step.resolve(code, reason)
 
 
 def _lapse(step: _Step, timer: Timer) -> None:

@@ -8,12 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Outstanding(BaseModel):
-    """A dose or injection that fell due and is not recorded yet."""
+    """A dose or injection that fell due and is not recorded yet; it leaves the list
+    when settled or when its deadline passes (missed)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: str  # "dose" | "injection"
     due_utc: datetime
-    alerted: bool = False
 
 
 class Administration(BaseModel):

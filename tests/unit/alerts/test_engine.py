@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.domain.engine import handle, hepatotoxicity_severity
+from services.alerts.domain.engine import Timer, handle, hepatotoxicity_severity, on_timer
 from services.alerts.domain.settings import DEFAULT_SETTINGS
 from services.alerts.replay import ReplayError, replay_lines
 from shared import events as ev
@@ -439,3 +439,54 @@ def test_resuming_after_missed_days_is_not_missed_again():
         ("alert.resolved", "missed_dose"),
         ("alert.resolved", "overdose_risk"),
     ]
+
+
+@pytest.mark.parametrize("due_first", [True, False], ids=["due-first", "dose-first"])
+def test_resuming_after_a_gap_in_either_arrival_order_is_not_missed_again(due_first):
+    """Due events and administrations come on different topics; after a gap, the
+    patient's resumed daily doses settle their own dues whichever arrives first."""
+    days = [T0 + timedelta(days=k) for k in range(7)]
+    lines = [plan(), dose_due(days[0]), given(days[0]), dose_due(days[1]), dose_due(days[2])]
+    for day in days[3:6]:
+        taken = day + timedelta(minutes=10)
+        if due_first:
+            lines += [dose_due(day), given(taken)]
+        else:
+            lines += [given(taken), dose_due(day, arrives=taken + timedelta(minutes=5))]
+    out = run(*lines, line(days[6], "clock"))
+    assert [(k, a) for _, k, a, _ in out] == [
+        ("alert.raised", "missed_dose"),
+        ("alert.raised", "overdose_risk"),
+        ("alert.resolved", "missed_dose"),
+        ("alert.resolved", "overdose_risk"),
+    ]
+
+
+def test_a_deadline_that_fires_after_a_later_dose_was_recorded_resolves_at_once():
+    """A worker behind on its deadlines may handle the next day's dose first: the
+    miss is still raised (it happened), and resolved, since the patient dosed since."""
+    state = None
+    for type_, data in (
+        ("ntx.plan.created.v1", _plan_model()),
+        ("ntx.dose.due.v1", _due_model(T0)),
+    ):
+        state = handle(state, type_, data, "id", T0).state
+    late = T0 + timedelta(days=1, minutes=20)
+    taken = ev.DoseAdministered(patient_id=P, administered_at=late, dose_mg=50)
+    outcome = handle(state, "ntx.dose.administered.v1", taken, "id2", late)
+    key = f"dose:{z(T0)}"
+    deadline = Timer(f"missed:{key}", T0 + timedelta(hours=12), "missed_dose", {"outstanding": key})
+    fired = on_timer(outcome.state, deadline, late)
+    assert [(e.type, e.data.alert) for e in fired.emits if "alert." in e.type] == [
+        ("ntx.alert.raised.v1", "missed_dose"),
+        ("ntx.alert.resolved.v1", "missed_dose"),
+    ]
+    assert fired.state.open_alerts == {}
+
+
+def _plan_model() -> ev.TreatmentPlan:
+    return ev.TreatmentPlan.model_validate_json(json.dumps(json.loads(plan())["data"]))
+
+
+def _due_model(t: datetime) -> ev.DoseDue:
+    return ev.DoseDue.model_validate_json(json.dumps(json.loads(dose_due(t))["data"]))
