@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.runner import SERVICES, ServiceProcesses, service_env
-from services.tools import publish_raw
 from services.worker import load_spec
 from shared import db
 from shared.clock import FileClock
@@ -105,12 +104,16 @@ class Cluster:
     # --- driving -------------------------------------------------------------------
 
     async def send(self, envelopes: list[dict]) -> None:
-        messages = [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
-        await publish_raw(messages, self.bootstrap)
+        await self.send_raw(wire(envelopes))
 
     async def send_raw(self, messages: list[tuple[str, str | None, bytes]]) -> None:
-        """Send bytes as they are (for hostile-input tests)."""
-        await publish_raw(messages, self.bootstrap)
+        """Send bytes as they are (acks=all, in order per partition)."""
+        producer = (await self._get_probes()).producer
+        sent = [
+            await producer.send(topic, value, key=key.encode() if key is not None else None)
+            for topic, key, value in messages
+        ]
+        await asyncio.gather(*sent)
 
     async def close_probes(self) -> None:
         """Call at the end of each event loop that drove the cluster."""
@@ -134,7 +137,7 @@ class Cluster:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"not quiet after {timeout}s: {await self.pending()}")
             quiet_in_a_row = quiet_in_a_row + 1 if not await self.pending() else 0
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
     async def pending(self) -> dict[str, int]:
         """What is still in flight: consumer lag, unsent outbox rows, due work."""
@@ -186,6 +189,11 @@ class Cluster:
             await consumer.stop()
 
 
+def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
+    """``(topic, key, value)`` of CloudEvents, as the health system would send them."""
+    return [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
+
+
 def _partitions(topics: list[str]) -> list[TopicPartition]:
     by_name = {t.name: t for t in ALL_TOPICS}
     return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
@@ -202,8 +210,10 @@ class _Probes:
         groups: dict[str, AIOKafkaConsumer],
         conn: asyncpg.Connection,
         services: tuple[str, ...],
+        producer: AIOKafkaProducer,
     ):
         self.ends, self.groups, self.conn, self.services = ends, groups, conn, services
+        self.producer = producer
         self.database_url = ""
         self.work_sql = " UNION ALL ".join(
             f"SELECT '{name}.outbox', count(*) FROM {name}.outbox WHERE sent_at IS NULL"
@@ -227,11 +237,14 @@ class _Probes:
             )
             await groups[name].start()
         conn = await db.connect(database_url, "public")
-        probes = cls(ends, groups, conn, services)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        await producer.start()
+        probes = cls(ends, groups, conn, services, producer)
         probes.database_url = database_url
         return probes
 
     async def close(self) -> None:
+        await self.producer.stop()
         for consumer in (self.ends, *self.groups.values()):
             await consumer.stop()
         if not self.conn.is_closed():

@@ -105,6 +105,20 @@ def parse(
     require_key: bool = False,
 ) -> Event:
     """Bytes off the wire to a typed event, or :class:`InvalidEvent`."""
+    return typed(
+        parse_envelope(raw, expected_topic=expected_topic, key=key, require_key=require_key)
+    )
+
+
+def parse_envelope(
+    raw: bytes,
+    *,
+    expected_topic: str | None = None,
+    key: bytes | None = None,
+    require_key: bool = False,
+) -> Envelope:
+    """The envelope checked (size, fields, a known type on its topic, the key), its
+    ``data`` not yet: a consumer that ignores the type need not judge its body."""
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidEvent("message", f"larger than {MAX_MESSAGE_BYTES} bytes")
     try:
@@ -117,13 +131,18 @@ def parse(
         raise InvalidEvent("type", f"unknown event type {envelope.type!r}") from None
     if expected_topic is not None and kind.topic.name != expected_topic:
         raise InvalidEvent("type", f"{envelope.type} does not belong on {expected_topic}")
-    data = parse_data(kind, envelope.data)
-    if getattr(data, "patient_id", None) != envelope.subject:
-        raise InvalidEvent("subject", "must equal data.patient_id")
     if require_key and key is None:
         raise InvalidEvent("key", "required: the patient_id")
     if key is not None and key.decode("utf-8", "replace") != envelope.subject:
         raise InvalidEvent("key", "Kafka key must equal the patient_id")
+    return envelope
+
+
+def typed(envelope: Envelope) -> Event:
+    """The envelope with its ``data`` validated against the type's model."""
+    data = parse_data(event_type(envelope.type), envelope.data)
+    if getattr(data, "patient_id", None) != envelope.subject:
+        raise InvalidEvent("subject", "must equal data.patient_id")
     return Event(envelope=envelope, data=data)
 
 

@@ -29,7 +29,14 @@ from shared import db, housekeeping, inbox, locks, metrics, outbox, timers
 from shared.clock import Clock
 from shared.context import Context
 from shared.deadletter import dead_letter
-from shared.envelope import Envelope, Event, InvalidEvent, check_recorded_times, parse
+from shared.envelope import (
+    Envelope,
+    Event,
+    InvalidEvent,
+    check_recorded_times,
+    parse_envelope,
+    typed,
+)
 from shared.settings import Settings
 from shared.timers import TimerRow
 from shared.topics import DLQ, Topic
@@ -207,11 +214,16 @@ class Runtime:
         self.wake_relay()
         return outcomes
 
-    def _parse(self, message: Message, now: datetime) -> _Parsed | _Refused:
+    def _parse(self, message: Message, now: datetime) -> _Parsed | _Refused | None:
+        """The checked event; None for a well-formed message of a type this service
+        does not act on (its body is for the services that do to judge)."""
         try:
-            event = parse(
+            envelope = parse_envelope(
                 message.value, expected_topic=message.topic, key=message.key, require_key=True
             )
+            if not self._acts_on(envelope.type):
+                return None
+            event = typed(envelope)
             check_recorded_times(event, now)
         except InvalidEvent as exc:
             return _Refused(exc.message, exc.field)
@@ -220,10 +232,12 @@ class Runtime:
         return _Parsed(event, inbox.digest(message.value))
 
     async def _handle_batch(
-        self, messages: Sequence[Message], parsed: list[_Parsed | _Refused], alone: bool
+        self, messages: Sequence[Message], parsed: list[_Parsed | _Refused | None], alone: bool
     ) -> list[str]:
         assert self.pool is not None
-        events = [p for p in parsed if isinstance(p, _Parsed) and self._acts_on(p.event)]
+        if all(p is None for p in parsed):
+            return ["ignored"] * len(parsed)  # nothing to record: no transaction
+        events = [p for p in parsed if isinstance(p, _Parsed)]
         outcomes, todo, letters = [], [], []
         async with self.pool.acquire() as conn, conn.transaction():
             await locks.lock_patients(conn, self.schema, [p.event.patient_id for p in events])
@@ -241,6 +255,7 @@ class Runtime:
                 elif claim is inbox.Seen.REPEAT:
                     outcomes.append("repeat")
                 else:
+                    assert isinstance(p, _Parsed)
                     todo.append(p.event)
                     outcomes.append("handled")
             ctx = self.context(conn, self.clock.now())
@@ -251,10 +266,10 @@ class Runtime:
                 await self._write_letter(conn, message, refusal)
         return outcomes
 
-    def _acts_on(self, event: Event) -> bool:
-        """Whether the service acts on this type. Others are validated, then ignored:
-        with no effect to repeat, they need no inbox entry."""
-        return self.spec.handles is None or event.type in self.spec.handles
+    def _acts_on(self, type_: str) -> bool:
+        """Whether the service acts on this type. Others are ignored: with no effect
+        to repeat they need no inbox entry."""
+        return self.spec.handles is None or type_ in self.spec.handles
 
     async def _run_handler(self, ctx: Context, events: list[Event], alone: bool) -> None:
         try:
@@ -266,7 +281,7 @@ class Runtime:
                 raise
             raise _Isolate() from exc
 
-    async def _handle_alone(self, message: Message, parsed: _Parsed | _Refused) -> str:
+    async def _handle_alone(self, message: Message, parsed: _Parsed | _Refused | None) -> str:
         """The per-message path after a batch failed: a refusal or a defect rolls back
         this message's effects (inbox claim included) and dead-letters it."""
         try:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,14 +21,22 @@ class TimerRow:
 
 
 async def set_timers(conn: asyncpg.Connection, timers: list[TimerRow]) -> None:
-    """Upsert: setting an existing ``(patient, key)`` replaces it."""
+    """Upsert, in one statement: setting an existing ``(patient, key)`` replaces it.
+    ``timers`` holds each ``(patient, key)`` once."""
     if not timers:
         return
-    await conn.executemany(
-        "INSERT INTO timers (patient_id, key, kind, due_at, payload) VALUES ($1, $2, $3, $4, $5)"
+    await conn.execute(
+        "INSERT INTO timers (patient_id, key, kind, due_at, payload)"
+        " SELECT p, k, t, d, j::jsonb"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])"
+        " AS r(p, k, t, d, j)"
         " ON CONFLICT (patient_id, key) DO UPDATE"
         " SET kind = EXCLUDED.kind, due_at = EXCLUDED.due_at, payload = EXCLUDED.payload",
-        [(t.patient_id, t.key, t.kind, t.due_at, t.payload) for t in timers],
+        [t.patient_id for t in timers],
+        [t.key for t in timers],
+        [t.kind for t in timers],
+        [t.due_at for t in timers],
+        [json.dumps(t.payload) for t in timers],
     )
 
 

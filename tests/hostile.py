@@ -57,6 +57,19 @@ def hostile(type_: str, patient: str, n: int, mutation) -> tuple[bytes | None, b
     return key, json.dumps(msg).encode()
 
 
+#: Mutations that spoil the envelope (or the key): every consumer of the topic refuses
+#: them. The others spoil ``data``, which only the services acting on the type judge.
+ENVELOPE_LEVEL = frozenset(
+    {"truncated", "unknown_type", "wrong_key", "missing_key", "oversize", "garbage"}
+)
+
+
+def refused_by(spec, type_: str, mutation: tuple) -> bool:
+    """Whether the service of ``spec`` dead-letters this hostile message."""
+    acts = spec.handles is None or type_ in spec.handles
+    return mutation[0] in ENVELOPE_LEVEL or acts
+
+
 def _json_kind(value) -> str:
     """JSON's types: a bool is not a number, and ints and floats are both numbers."""
     if isinstance(value, bool):

@@ -60,11 +60,18 @@ async def _load(ctx: Context, patients: set[str]) -> dict[str, PatientAlertState
 
 
 async def _save(ctx: Context, states: Iterable[tuple[str, PatientAlertState | None]]) -> None:
-    rows = [(pid, s.model_dump_json(), ctx.now) for pid, s in states if s is not None]
-    await ctx.conn.executemany(
-        "INSERT INTO patient_state (patient_id, state, updated_at) VALUES ($1, $2::text::jsonb, $3)"
-        " ON CONFLICT (patient_id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at",
-        rows,
+    saved = [(pid, s.model_dump_json()) for pid, s in states if s is not None]
+    if not saved:
+        return
+    patients, documents = zip(*saved, strict=True)
+    await ctx.conn.execute(
+        "INSERT INTO patient_state (patient_id, state, updated_at)"
+        " SELECT p, s::jsonb, $3 FROM unnest($1::text[], $2::text[]) AS r(p, s)"
+        " ON CONFLICT (patient_id) DO UPDATE SET state = EXCLUDED.state,"
+        " updated_at = EXCLUDED.updated_at",
+        list(patients),
+        list(documents),
+        ctx.now,
     )
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.bench.topics import read_all
-from services.cluster import Cluster
+from services.cluster import Cluster, wire
 from services.simulate import START, ZONE, Patient, check, cohort, day_events
 from shared import db
 from shared.infra import create_topics
@@ -71,10 +71,11 @@ def _local(day: int, hour: int, minute: int) -> datetime:
 async def _drive(cluster: Cluster, patients: list[Patient], days: int) -> float:
     """One clock step per simulated day: to 09:20 local, where the day's doses are due
     and the health system sends what the patients did; then wait until quiet."""
-    began = time.perf_counter()
+    script = [wire([e for p in patients for e in day_events(p, n, days)]) for n in range(days)]
+    began = time.perf_counter()  # the load is made beforehand: the clock measures the system
     for n in range(days):
         cluster.clock.set(_local(n, 9, 20))
-        await cluster.send([e for p in patients for e in day_events(p, n, days)])
+        await cluster.send_raw(script[n])
         await cluster.settle(timeout=600)
     cluster.clock.set(_local(days, 0, 0))
     await cluster.settle(timeout=600)

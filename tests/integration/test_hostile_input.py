@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from services.worker import load_spec
 from shared.clock import SimulatedClock
 from shared.topics import CLINICAL_EVENTS, DLQ, INTAKE_REQUESTS, event_type
-from tests.hostile import INBOUND, NOW, hostile, valid
+from tests.hostile import INBOUND, NOW, hostile, refused_by, valid
 from tests.integration.harness import Harness, eventually, produce, read_topic
 from tests.unit.event_examples import EXAMPLES
 
@@ -88,16 +88,13 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
         patient = f"h{n}-{unique}"
         for h in consumers[event_type(type_).topic.name]:
             outcomes = h.outcomes_for(patient)
-            acts = h.runtime.spec.handles is None or type_ in h.runtime.spec.handles
-            good = "handled" if acts else "ignored"
+            spec = h.runtime.spec
+            good = "handled" if spec.handles is None or type_ in spec.handles else "ignored"
             if mutation[0] in ("wrong_key", "missing_key"):
-                assert outcomes == [good], (type_, mutation, outcomes)
-            elif mutation[0] == "reused_id" and not acts:
-                # a valid message of a type this service ignores: no inbox, no conflict
-                # (the services that act on the type dead-letter it)
-                assert outcomes == ["ignored", "ignored"], (type_, mutation, outcomes)
+                expected = [good]  # the bad copy is keyed to someone else, or to no one
             else:
-                assert outcomes == [good, "dead"], (type_, mutation, outcomes)
+                expected = [good, "dead" if refused_by(spec, type_, mutation) else "ignored"]
+            assert outcomes == expected, (type_, mutation, outcomes)
     for h in harnesses:
         off_key = [o for o, k in h.outcomes if k is None or k == b"someone-else"]
         assert set(off_key) <= {"dead"}
