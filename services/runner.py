@@ -56,10 +56,13 @@ class ServiceProcesses:
         except (OSError, ValueError):
             return None
 
-    def wait_healthy(self, timeout: float = 90.0) -> bool:
+    def wait_healthy(self, timeout: float = 90.0, *, assigned: bool = False) -> bool:
+        """Until every service answers ok (and, with ``assigned``, consumes partitions:
+        its consumer group has formed)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all((self.health(n) or {}).get("ok") for n in self.procs):
+            found = [self.health(n) or {} for n in self.procs]
+            if all(h.get("ok") and (h.get("partitions") or not assigned) for h in found):
                 return True
             if any(p.poll() is not None for p in self.procs.values()):
                 return False

@@ -46,8 +46,7 @@ def make_app(runtime: Runtime) -> faust.App:
         topic_partitions=6,
         stream_wait_empty=True,
     )
-    for topic in spec.topics:
-        _add_agent(app, runtime, topic.name, topic.partitions)
+    _add_agent(app, runtime)
 
     @app.service
     class RuntimeService(Service):  # noqa: F841 - registered by the decorator
@@ -60,6 +59,7 @@ def make_app(runtime: Runtime) -> faust.App:
     @app.page("/health")
     async def health(web, request):  # type: ignore[no-untyped-def]
         status = await runtime.health()
+        status["partitions"] = _assigned(app)
         return web.json(status, status=200 if status["ok"] else 503)
 
     @app.page("/metrics")
@@ -69,25 +69,38 @@ def make_app(runtime: Runtime) -> faust.App:
     return app
 
 
-def _add_agent(app: faust.App, runtime: Runtime, name: str, partitions: int) -> None:
-    topic = app.topic(name, key_type=bytes, value_type=bytes, partitions=partitions)
+def _add_agent(app: faust.App, runtime: Runtime) -> None:
+    """One agent over all the service's input topics: a batch mixes them (order holds
+    per partition, hence per patient), so each batch is one transaction."""
+    names = [t.name for t in runtime.spec.topics]
+    partitions = {t.partitions for t in runtime.spec.topics}
+    assert len(partitions) == 1, "one agent's topics share a partition count"
+    topic = app.topic(*names, key_type=bytes, value_type=bytes, partitions=partitions.pop())
     settings = runtime.settings
 
     async def agent(stream):  # type: ignore[no-untyped-def]
         # take_events acks a batch only after this loop body finishes with it.
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
             batch = [
-                Message(name, e.message.partition, e.message.offset, e.key, e.value) for e in events
+                Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                for e in events
             ]
             try:
                 await runtime.process_batch(batch)
             except Exception as exc:  # never escape: faust would ack and drop
                 log.error(
-                    "batch not handled",
-                    extra={"topic": name, "count": len(batch), "error": type(exc).__name__},
+                    "batch not handled", extra={"count": len(batch), "error": type(exc).__name__}
                 )
 
-    app.agent(topic, name=f"ntx-{runtime.spec.name}-{name}")(agent)
+    app.agent(topic, name=f"ntx-{runtime.spec.name}")(agent)
+
+
+def _assigned(app: faust.App) -> int:
+    """Partitions this worker consumes now (0 until its group has assigned them)."""
+    try:
+        return len(app.consumer.assignment())
+    except Exception:  # the consumer is not started yet
+        return 0
 
 
 def _suffix(runtime: Runtime) -> str:
