@@ -40,7 +40,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _send(args: argparse.Namespace) -> int:
     from services.tools import send
 
-    return send(args.file, unchecked=args.unchecked)
+    return send(args.file, unchecked=args.unchecked, now=args.now)
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -130,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip validation (to exercise the dead-letter path)",
     )
+    p.add_argument(
+        "--now",
+        action="store_true",
+        help="move the file's times and dates so its newest message happens now (fresh ids)",
+    )
 
     p = add("simulate", _simulate, "drive a synthetic cohort end to end on a simulated clock")
     p.add_argument("--patients", type=int, default=20)
@@ -167,13 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except NotBuiltError as exc:
-        print(f"ntx {args.command}: {exc}", file=sys.stderr)
-        return 3
-
-
-class NotBuiltError(RuntimeError):
-    """A command whose issue is not built yet says so instead of pretending."""
 
 
 if __name__ == "__main__":

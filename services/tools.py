@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
@@ -15,6 +18,7 @@ from shared.infra import create_topics
 from shared.outbox import encode
 from shared.settings import get_settings
 from shared.topics import EVENT_TYPES, event_type
+from shared.types import format_utc
 
 
 def read_events(path: str) -> list[dict]:
@@ -28,9 +32,11 @@ def read_events(path: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def send(path: str, *, unchecked: bool = False) -> int:
+def send(path: str, *, unchecked: bool = False, now: bool = False) -> int:
     try:
         events = read_events(path)
+        if now:
+            events = rebase(events, datetime.now(UTC))
         for n, message in enumerate(events, 1):
             _check(n, message, unchecked)
     except (OSError, ValueError) as exc:
@@ -48,6 +54,40 @@ def send(path: str, *, unchecked: bool = False) -> int:
             )
         )
     return 0
+
+
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
+_LOCAL_MINUTE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def rebase(messages: list[dict], now: datetime) -> list[dict]:
+    """The messages moved in time so the newest happens ``now``: every instant and
+    local time by the same offset, every date by its whole days, each with a fresh id
+    (a moved message is a new one). Example files stay valid on any day."""
+    try:
+        latest = max(datetime.fromisoformat(m["time"]) for m in messages)
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("time: every message needs an RFC 3339 time to move by") from None
+    shift = now - latest
+    days = timedelta(days=shift.days)  # whole days, rounded down: never into the future
+
+    def move(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: move(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [move(v) for v in value]
+        if not isinstance(value, str):
+            return value
+        if _INSTANT.match(value):
+            return format_utc(datetime.fromisoformat(value) + shift)
+        if _LOCAL_MINUTE.match(value):
+            return (datetime.fromisoformat(value) + shift).strftime("%Y-%m-%dT%H:%M")
+        if _DATE.match(value):
+            return (date.fromisoformat(value) + days).isoformat()
+        return value
+
+    return [{**move(m), "id": str(uuid.uuid4())} for m in messages]
 
 
 def _check(n: int, message: dict, unchecked: bool) -> None:
