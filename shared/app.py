@@ -8,6 +8,7 @@ turns bad input into dead letters and waits out database outages.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -85,14 +86,27 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
                 Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                 for e in events
             ]
-            try:
-                await runtime.process_batch(batch)
-            except Exception as exc:  # never escape: faust would ack and drop
-                log.error(
-                    "batch not handled", extra={"count": len(batch), "error": type(exc).__name__}
-                )
+            await _until_handled(runtime, batch)
 
     app.agent(topic, name=f"ntx-{runtime.spec.name}")(agent)
+
+
+async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:
+    """Bad input and handler failures become dead letters inside the runtime; anything
+    else is the plumbing failing, so the batch is tried again rather than let out of
+    the loop, where faust would acknowledge it unhandled."""
+    delay = 0.2
+    while True:
+        try:
+            await runtime.process_batch(batch)
+            return
+        except Exception as exc:
+            log.error(
+                "batch not handled, retrying",
+                extra={"count": len(batch), "error": type(exc).__name__},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _assigned(app: faust.App) -> int:

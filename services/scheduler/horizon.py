@@ -22,6 +22,9 @@ LATE_AFTER = timedelta(minutes=5)
 EXTEND_BATCH = 500
 #: How often plans are checked for a horizon running short.
 EXTEND_EVERY_S = 0.5
+#: Emitted items are kept this long (on the service's clock), then pruned in chunks.
+EMITTED_KEPT_FOR = timedelta(days=7)
+PRUNE_CHUNK = 5000
 
 
 def item_rows(
@@ -80,6 +83,24 @@ async def _extend_batch(runtime: Runtime) -> int:
                 *map(list, zip(*horizons, strict=True)),
             )
     return len(rows)
+
+
+async def prune_emitted(runtime: Runtime) -> None:
+    """Keeps ``due_items`` the size of the horizon plus a week, not of all history."""
+    await runtime.run_loop(lambda: _prune_batch(runtime), runtime.settings.housekeeping_every_s)
+
+
+async def _prune_batch(runtime: Runtime) -> int:
+    assert runtime.pool is not None
+    async with runtime.pool.acquire() as conn:
+        status = await conn.execute(
+            "DELETE FROM due_items WHERE ctid = ANY(ARRAY(SELECT ctid FROM due_items"
+            " WHERE emitted_at < $1 LIMIT $2))",
+            runtime.clock.now() - EMITTED_KEPT_FOR,
+            PRUNE_CHUNK,
+        )
+    deleted = int(status.split()[-1])
+    return deleted if deleted == PRUNE_CHUNK else 0  # a full chunk: go again at once
 
 
 async def emit_due(runtime: Runtime) -> None:

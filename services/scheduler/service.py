@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.scheduler.horizon import emit_due, extend_horizons
+from services.scheduler.horizon import emit_due, extend_horizons, prune_emitted
 from services.scheduler.plans import CREATES, UPDATES, handle_batch
 from shared.runtime import ServiceSpec
 from shared.topics import CLINICAL_EVENTS, INTAKE_DECISIONS
@@ -16,5 +16,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     handle=handle_batch,
     handles=frozenset({CREATES, *UPDATES}),
-    loops=(extend_horizons, emit_due),
+    loops=(extend_horizons, emit_due, prune_emitted),
 )
