@@ -11,9 +11,7 @@ from datetime import datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
-
-from services.bench.topics import partitions
+from services.bench.topics import watching
 from services.cluster import Cluster
 from services.demo import intake
 from services.simulate import START, ZONE
@@ -37,23 +35,16 @@ def measure(data_dir: Path, requests: int) -> IntakeResult:
 async def _measure(cluster: Cluster, n: int, at: datetime) -> float:
     last_use = START - timedelta(days=10)
     messages = [intake(f"in-{i:06d}", "oral" if i % 2 else "xr", last_use, at) for i in range(n)]
-    watcher = AIOKafkaConsumer(
-        bootstrap_servers=cluster.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-    )
-    await watcher.start()
     try:
-        parts = partitions([INTAKE_DECISIONS.name])
-        watcher.assign(parts)
-        await watcher.seek_to_end(*parts)
-        began = time.perf_counter()
-        sending = asyncio.ensure_future(cluster.send(messages))
-        seen = 0
-        while seen < n:
-            fetched = await watcher.getmany(timeout_ms=100, max_records=5000)
-            seen += sum(len(records) for records in fetched.values())
-        elapsed = time.perf_counter() - began
-        await sending
-        return elapsed
+        async with watching(cluster.bootstrap, INTAKE_DECISIONS.name) as watcher:
+            began = time.perf_counter()
+            sending = asyncio.ensure_future(cluster.send(messages))
+            seen = 0
+            while seen < n:
+                fetched = await watcher.getmany(timeout_ms=100, max_records=5000)
+                seen += sum(len(records) for records in fetched.values())
+            elapsed = time.perf_counter() - began
+            await sending
+            return elapsed
     finally:
-        await watcher.stop()
         await cluster.close_probes()

@@ -16,7 +16,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from services.alerts.domain.settings import DEFAULT_SETTINGS
-from services.bench.topics import partitions
+from services.bench.topics import watching
 from services.cluster import Cluster
 from shared.envelope import build
 from shared.events import DoseDue, TreatmentPlan
@@ -55,23 +55,16 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 async def _measure(cluster: Cluster, n: int) -> list[float]:
     patients = [f"lat-{i:05d}" for i in range(n)]
-    watcher = AIOKafkaConsumer(
-        bootstrap_servers=cluster.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
-    )
-    await watcher.start()
     try:
-        parts = partitions([ALERTS.name])
-        watcher.assign(parts)
-        await watcher.seek_to_end(*parts)
-        now = datetime.now(UTC)
-        await cluster.send([_plan_created(p, now) for p in patients])
-        await cluster.settle()
-        first = datetime.now(UTC) + timedelta(seconds=LEAD_S)
-        deadlines = {p: first + timedelta(seconds=i * STEP_S) for i, p in enumerate(patients)}
-        await cluster.send([_dose_due(p, d, now) for p, d in deadlines.items()])
-        arrived = await _watch(watcher, set(patients), timeout=LEAD_S + n * STEP_S + 30)
+        async with watching(cluster.bootstrap, ALERTS.name) as watcher:
+            now = datetime.now(UTC)
+            await cluster.send([_plan_created(p, now) for p in patients])
+            await cluster.settle()
+            first = datetime.now(UTC) + timedelta(seconds=LEAD_S)
+            deadlines = {p: first + timedelta(seconds=i * STEP_S) for i, p in enumerate(patients)}
+            await cluster.send([_dose_due(p, d, now) for p, d in deadlines.items()])
+            arrived = await _watch(watcher, set(patients), timeout=LEAD_S + n * STEP_S + 30)
     finally:
-        await watcher.stop()
         await cluster.close_probes()
     return [arrived[p] - deadlines[p].timestamp() for p in arrived]
 
