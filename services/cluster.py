@@ -121,11 +121,16 @@ class Cluster:
             await self._probes.close()
         self._probe_loop, self._probes = None, None
 
-    async def advance(self, to: datetime, *, step: timedelta = timedelta(hours=1)) -> None:
-        """Move the clock to ``to`` in steps, letting the system settle at each one."""
+    async def advance(
+        self, to: datetime, *, step: timedelta = timedelta(hours=1), exact: bool = False
+    ) -> None:
+        """Move the clock to ``to`` in steps, letting the system settle at each one.
+        With ``exact``, also stop at each moment a timer or due item falls due, so
+        everything happens at its own time (a readable timeline; more steps)."""
         now = self.clock.now()
         while now < to:
-            now = min(now + step, to)
+            upcoming = await (await self._get_probes()).next_due(now) if exact else None
+            now = min(now + step, to, *([upcoming] if upcoming else []))
             self.clock.set(now)
             await self.settle()
 
@@ -270,6 +275,19 @@ class _Probes:
                 for tp in mine
             )
         return lag
+
+    async def next_due(self, after: datetime) -> datetime | None:
+        """The next moment after ``after`` at which a timer or a due item falls due."""
+        parts = [
+            f"SELECT min(due_at) FROM {name}.timers WHERE due_at > $1" for name in self.services
+        ]
+        if "scheduler" in self.services:
+            parts.append(
+                "SELECT min(due_at) FROM scheduler.due_items WHERE emitted_at IS NULL AND due_at > $1"
+            )
+        return await self.conn.fetchval(
+            f"SELECT min(m) FROM ({' UNION ALL '.join(parts)}) AS t(m)", after
+        )
 
     async def db_work(self, now: datetime) -> dict[str, int]:
         try:

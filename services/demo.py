@@ -107,13 +107,14 @@ async def drive(cluster: Cluster, days: int = DAYS, on_day=None) -> None:  # typ
     for n in range(days):
         day = START + timedelta(days=n)
         await cluster.advance(
-            to_utc(datetime.combine(day, time(9, 20)), ZONE), step=timedelta(hours=6)
+            to_utc(datetime.combine(day, time(9, 20)), ZONE), step=timedelta(hours=6), exact=True
         )
         await cluster.send(plan.get(day, []))
         if on_day is not None:
             await on_day(n)
         await cluster.settle()
-    await cluster.advance(to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), ZONE))
+    end = to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), ZONE)
+    await cluster.advance(end, exact=True)
     await cluster.close_probes()
 
 
