@@ -23,6 +23,7 @@ from shared import db
 from shared.clock import FileClock
 from shared.infra import EmbeddedStack, create_topics
 from shared.outbox import encode
+from shared.settings import Settings
 from shared.topics import ALL_TOPICS, event_type
 
 #: Settings for the service processes in simulated time: fast commits and polls.
@@ -228,9 +229,14 @@ class _Probes:
             for name in services
         )
         if "scheduler" in services:
+            # due items, and plans whose horizon the scheduler is yet to extend: an item
+            # not materialised yet is work too (a clock step can outrun the extender)
+            half = Settings().schedule_horizon_hours / 2
             self.work_sql += (
                 " UNION ALL SELECT 'scheduler.due', count(*) FROM scheduler.due_items"
                 " WHERE emitted_at IS NULL AND due_at <= $1"
+                " UNION ALL SELECT 'scheduler.horizon', count(*) FROM scheduler.plans"
+                f" WHERE active AND horizon_until < $1 + interval '{half} hours'"
             )
 
     @classmethod

@@ -56,21 +56,31 @@ async def cancel_many(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> 
         )
 
 
-async def claim_due(conn: asyncpg.Connection, now: datetime, limit: int) -> list[TimerRow]:
-    """Lock and return due timers, oldest first; call inside a transaction and
-    delete each with :func:`cancel_many` in that same transaction once handled."""
+async def due_patients(
+    conn: asyncpg.Connection, now: datetime, limit: int
+) -> tuple[list[str], bool]:
+    """The patients of the ``limit`` longest-overdue timers, in that order (no rows
+    locked), and whether more timers may be due beyond them."""
     rows = await conn.fetch(
-        "SELECT patient_id, key, kind, due_at, payload FROM timers WHERE due_at <= $1"
-        " ORDER BY due_at, patient_id, key LIMIT $2 FOR UPDATE SKIP LOCKED",
+        "SELECT patient_id FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2", now, limit
+    )
+    return list(dict.fromkeys(r["patient_id"] for r in rows)), len(rows) == limit
+
+
+async def claim_due(conn: asyncpg.Connection, now: datetime, patients: list[str]) -> list[TimerRow]:
+    """Lock and return the due timers of ``patients`` (whose locks the caller holds),
+    oldest first; call inside a transaction and delete each with :func:`cancel_many`
+    in that same transaction once handled."""
+    if not patients:
+        return []
+    rows = await conn.fetch(
+        "SELECT patient_id, key, kind, due_at, payload FROM timers"
+        " WHERE due_at <= $1 AND patient_id = ANY($2)"
+        " ORDER BY due_at, patient_id, key FOR UPDATE SKIP LOCKED",
         now,
-        limit,
+        patients,
     )
     return [TimerRow(**dict(r)) for r in rows]
-
-
-async def any_due(conn: asyncpg.Connection, now: datetime) -> bool:
-    """One cheap look, outside any transaction, before claiming."""
-    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM timers WHERE due_at <= $1)", now))
 
 
 async def next_due(conn: asyncpg.Connection) -> datetime | None:

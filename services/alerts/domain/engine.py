@@ -236,7 +236,7 @@ def _administered(step: _Step, kind: str, at: datetime, dose_mg: int) -> None:
     end = at + step.s.coverage(dose_mg, injection=kind == "injection")
     st.coverage_until = max(st.coverage_until or end, end)
     _settle_due(step, kind, at)
-    step.resolve(*(MISSED_DOSE if kind == "dose" else MISSED_INJECTION)[:2])
+    step.resolve(*_missed_spec(kind)[:2])
     step.resolve(*BLOCKADE_LAPSED[:2])
     if st.active:
         grace = step.s.lapse_grace_xr if st.formulation == "xr" else step.s.lapse_grace_oral
@@ -262,9 +262,16 @@ def _settle_due(step: _Step, kind: str, at: datetime) -> None:
             if o.kind == kind and o.due_utc <= settled.due_utc:
                 del st.outstanding[key]
                 step.cancel(f"missed:{key}")
+                if o.due_utc + grace < at:  # its deadline passed before this dose: missed
+                    # (raised as its deadline would have; the caller resolves it)
+                    step.raise_alert(_missed_spec(kind), f"missed:{key}")
         return
     kept = [g for g in st.unmatched if g.at >= at - step.s.unmatched_kept_for]
     st.unmatched = [*kept, Administration(kind=kind, at=at)]
+
+
+def _missed_spec(kind: str) -> tuple[str, str, str]:
+    return MISSED_DOSE if kind == "dose" else MISSED_INJECTION
 
 
 def _grace(s: AlertSettings, kind: str) -> timedelta:
@@ -364,7 +371,7 @@ def _missed(step: _Step, timer: Timer) -> None:
     due = st.outstanding.pop(timer.payload["outstanding"], None)
     if due is None or not st.active:
         return
-    code, reason, _ = spec = MISSED_DOSE if due.kind == "dose" else MISSED_INJECTION
+    code, reason, _ = spec = _missed_spec(due.kind)
     step.raise_alert(spec, timer.key)
     if any(g.kind == due.kind and g.at > due.due_utc for g in st.unmatched):
         step.resolve(code, reason)

@@ -490,3 +490,31 @@ def _plan_model() -> ev.TreatmentPlan:
 
 def _due_model(t: datetime) -> ev.DoseDue:
     return ev.DoseDue.model_validate_json(json.dumps(json.loads(dose_due(t))["data"]))
+
+
+def test_a_dose_that_passes_over_an_overdue_due_still_reports_it_missed():
+    """A worker behind on its deadlines may handle the next dose first: the older due
+    whose deadline passed is reported missed (the same alert its deadline would have
+    raised) and resolved by this dose."""
+    state = None
+    day1 = T0 + timedelta(days=1)
+    for type_, data in (
+        ("ntx.plan.created.v1", _plan_model()),
+        ("ntx.dose.due.v1", _due_model(T0)),
+        ("ntx.dose.due.v1", _due_model(day1)),
+    ):
+        state = handle(state, type_, data, "id", day1).state
+    taken = ev.DoseAdministered(
+        patient_id=P, administered_at=day1 + timedelta(minutes=10), dose_mg=50
+    )
+    outcome = handle(state, "ntx.dose.administered.v1", taken, "id3", day1 + timedelta(minutes=10))
+    alerts = [(e.type, e.data.alert) for e in outcome.emits if "alert." in e.type]
+    assert alerts == [
+        ("ntx.alert.raised.v1", "missed_dose"),
+        ("ntx.alert.resolved.v1", "missed_dose"),
+    ]
+    assert outcome.state.outstanding == {} and outcome.state.open_alerts == {}
+    key = f"dose:{z(T0)}"
+    deadline = Timer(f"missed:{key}", T0 + timedelta(hours=12), "missed_dose", {"outstanding": key})
+    by_deadline = on_timer(state, deadline, T0 + timedelta(hours=12))
+    assert by_deadline.emits[0].data.alert_id == outcome.emits[0].data.alert_id
