@@ -23,10 +23,17 @@ class Harness:
     """Runs ``runtime`` and pumps its topics (optionally renamed) into ``process``."""
 
     def __init__(
-        self, spec: ServiceSpec, infra, schema: str, *, clock=None, group: str | None = None
+        self,
+        spec: ServiceSpec,
+        infra,
+        schema: str,
+        *,
+        clock=None,
+        group: str | None = None,
+        **settings,
     ):
         self.clock = clock or SimulatedClock(datetime(2026, 1, 5, 8, 0, tzinfo=UTC))
-        self.runtime = Runtime(spec, settings_for(infra), self.clock, schema=schema)
+        self.runtime = Runtime(spec, settings_for(infra, **settings), self.clock, schema=schema)
         self.infra = infra
         self.group = group or f"g-{schema}"
         self.outcomes: list[tuple[str, bytes | None]] = []

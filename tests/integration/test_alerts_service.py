@@ -105,6 +105,33 @@ async def test_crash_after_deadline_fired_before_publication_publishes_once(infr
     assert [a["data"]["alert"] for a in alerts] == ["missed_dose"]
 
 
+async def test_a_deadline_already_due_fires_before_the_input_that_follows_it(infra, unique):
+    """The timer loop is a poll behind (here: an hour): the blockade lapsed before the
+    next dose was recorded, so the lapse is raised, then resolved by that dose; it is
+    not lost because the dose was handled first."""
+    patient, schema = f"order-{unique}", f"alerts_{unique}"
+    clock = SimulatedClock(T0)
+    given = DUE + timedelta(minutes=5)
+    async with Harness(SPEC, infra, schema, clock=clock, timer_poll_s=3600) as h:
+        await send(infra.bootstrap, plan_created(patient))
+        await send(infra.bootstrap, dose_due(patient))
+        clock.set(given)
+        await send(infra.bootstrap, administered(patient, given))
+        assert await eventually(lambda: _settled(h, patient, 3))
+        later = given + timedelta(hours=24 + 48, minutes=30)  # coverage 24 h, lapse 48 h after
+        clock.set(later)
+        await send(infra.bootstrap, administered(patient, later))
+        alerts = await on_topic(infra, ALERTS.name, patient, 2)
+    assert [(a["type"], a["data"]["reason"]) for a in alerts] == [
+        ("ntx.alert.raised.v1", "blockade_lapsed"),
+        ("ntx.alert.resolved.v1", "blockade_lapsed"),
+    ]
+
+
+def administered(patient: str, at: datetime) -> dict:
+    return event("ntx.dose.administered.v1", at, patient_id=patient, administered_at=at, dose_mg=50)
+
+
 async def _never() -> int:
     return 0
 
