@@ -115,6 +115,8 @@ async def test_a_deadline_already_due_fires_before_the_input_that_follows_it(inf
     async with Harness(SPEC, infra, schema, clock=clock, timer_poll_s=3600) as h:
         await send(infra.bootstrap, plan_created(patient))
         await send(infra.bootstrap, dose_due(patient))
+        # the plan first: a dose recorded before the plan is known starts no coverage
+        assert await eventually(lambda: _settled(h, patient, 2))
         clock.set(given)
         await send(infra.bootstrap, administered(patient, given))
         assert await eventually(lambda: _settled(h, patient, 3))
