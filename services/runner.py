@@ -19,6 +19,8 @@ from shared.infra import EmbeddedStack, create_topics, free_port
 from shared.settings import ENDPOINTS_FILE, write_endpoints
 
 SERVICES = ("intake", "scheduler", "alerts")
+#: A service that exits while starting is started again (on a new port) this often.
+MAX_START_RETRIES = 3
 
 
 @dataclass
@@ -58,14 +60,20 @@ class ServiceProcesses:
 
     def wait_healthy(self, timeout: float = 90.0, *, assigned: bool = False) -> bool:
         """Until every service answers ok (and, with ``assigned``, consumes partitions:
-        its consumer group has formed)."""
-        deadline = time.monotonic() + timeout
+        its consumer group has formed). One that exits meanwhile is started again."""
+        deadline, restarts = time.monotonic() + timeout, 0
         while time.monotonic() < deadline:
             found = [self.health(n) or {} for n in self.procs]
             if all(h.get("ok") and (h.get("partitions") or not assigned) for h in found):
                 return True
-            if any(p.poll() is not None for p in self.procs.values()):
-                return False
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    if restarts >= MAX_START_RETRIES:
+                        return False
+                    # most often its HTTP port was taken between choosing and binding it
+                    restarts += 1
+                    self.ports.pop(name, None)
+                    self.start(name)
             time.sleep(0.5)
         return False
 

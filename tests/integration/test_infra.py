@@ -236,3 +236,23 @@ def test_children_do_not_outlive_a_killed_parent(sig: int) -> None:
             parent.kill()
             parent.wait()
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def test_a_service_whose_port_is_taken_starts_again_on_another(infra, unique, tmp_path):
+    """A free port can be taken between choosing it and binding it: the service that
+    exits for it is started again elsewhere, not reported as a failed start."""
+    from services.runner import ServiceProcesses, service_env
+
+    env = service_env(infra.bootstrap, infra.database_url, {"NTX_SCHEMA_PREFIX": f"p{unique}_"})
+    procs = ServiceProcesses(env, tmp_path)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        procs.ports["intake"] = port
+        procs.start("intake")
+        try:
+            assert procs.wait_healthy(timeout=120)
+            assert procs.ports["intake"] != port
+        finally:
+            procs.stop_all()
