@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
+
+from shared.cliutil import each_file
+
+#: help text for the commands that take several files
+MANY = "; several files run in turn, each headed ==> FILE <== on stderr"
 
 
 def _intake_evaluate(args: argparse.Namespace) -> int:
     from services.intake.cli import evaluate_command
 
-    return evaluate_command(args.file, args.as_of)
+    return each_file(args.files, lambda path: evaluate_command(path, args.as_of))
 
 
 def _schedule_preview(args: argparse.Namespace) -> int:
     from services.scheduler.cli import preview
 
-    return preview(args.file, args.days)
+    return each_file(args.files, lambda path: preview(path, args.days))
 
 
 def _alerts_replay(args: argparse.Namespace) -> int:
     from services.alerts.cli import replay
 
-    return replay(args.file)
+    return each_file(args.files, replay)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,16 +109,20 @@ def build_parser() -> argparse.ArgumentParser:
     intake = sub.add_parser("intake", help="intake rules").add_subparsers(
         dest="intake_command", required=True, metavar="SUBCOMMAND"
     )
-    p = intake.add_parser("evaluate", help="print the decision JSON for one intake request")
-    p.add_argument("file", help="intake request JSON, or - for stdin")
+    p = intake.add_parser("evaluate", help="print the decision JSON for an intake request")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help=f"intake request JSON, or - for stdin{MANY}"
+    )
     p.add_argument("--as-of", default=None, help="evaluation date YYYY-MM-DD (default: today)")
     p.set_defaults(func=_intake_evaluate)
 
     schedule = sub.add_parser("schedule", help="schedule rules").add_subparsers(
         dest="schedule_command", required=True, metavar="SUBCOMMAND"
     )
-    p = schedule.add_parser("preview", help="print the due events of one plan, in time order")
-    p.add_argument("file", help="treatment plan JSON, or - for stdin")
+    p = schedule.add_parser("preview", help="print the due events of a plan, in time order")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help=f"treatment plan JSON, or - for stdin{MANY}"
+    )
     p.add_argument("--days", type=int, default=28, help="days from start_date (default 28)")
     p.set_defaults(func=_schedule_preview)
 
@@ -120,7 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="alerts_command", required=True, metavar="SUBCOMMAND"
     )
     p = alerts.add_parser("replay", help="replay timestamped events through the alert rules")
-    p.add_argument("file", help="JSON-lines events, or - for stdin")
+    p.add_argument(
+        "files", nargs="+", metavar="FILE", help=f"JSON-lines events, or - for stdin{MANY}"
+    )
     p.set_defaults(func=_alerts_replay)
 
     p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
@@ -172,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``| head``): stop quietly, as other filters do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ input as ``field: message`` lines with exit code 2, never a traceback."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,6 +18,21 @@ M = TypeVar("M", bound=BaseModel)
 
 def read_text(path: str) -> str:
     return sys.stdin.read() if path == "-" else Path(path).read_text()
+
+
+def each_file(paths: Sequence[str], run_one: Callable[[str], int]) -> int:
+    """Run a one-file command over several files in order. With more than one, each
+    file's output is preceded by ``==> FILE <==`` on stderr (as ``head`` does), so
+    stdout stays a plain stream of the single-file outputs. The exit code is the
+    worst of them: a bad file is reported and the others still run."""
+    many = len(paths) > 1
+    code = 0
+    for path in paths:
+        if many:
+            sys.stdout.flush()
+            print(f"==> {path} <==", file=sys.stderr, flush=True)
+        code = max(code, run_one(path))
+    return code
 
 
 def bad_input(command: str, errors: list[tuple[str, str]]) -> int:

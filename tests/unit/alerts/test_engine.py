@@ -385,6 +385,19 @@ def test_cli_replay_exit_codes(tmp_path, capsys):
     assert "line 1: type" in err and "Traceback" not in err
 
 
+def test_cli_replays_several_files_each_on_its_own(capsys):
+    """``ntx alerts replay examples/replay/*.jsonl``: each file is its own replay (no
+    state carried from one to the next), its alerts in file order."""
+    from services.cli import main
+
+    paths = sorted(EXAMPLES.glob("*.jsonl"))
+    assert main(["alerts", "replay", *map(str, paths)]) == 0
+    captured = capsys.readouterr()
+    seen = [(x["type"], x["alert"]) for x in map(json.loads, captured.out.splitlines())]
+    assert seen == [pair for p in paths for pair in EXPECTED[p.name]]
+    assert captured.err.splitlines() == [f"==> {p} <==" for p in paths]
+
+
 def test_administration_recorded_before_its_due_arrives_settles_it():
     """Dues and administrations travel on different topics: either may come first."""
     late = T0 + timedelta(minutes=30)

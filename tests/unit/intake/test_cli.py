@@ -47,3 +47,22 @@ def test_bad_as_of_and_missing_file(capsys):
     assert main(["intake", "evaluate", str(EXAMPLES[0]), "--as-of", "24/11/2026"]) == 2
     assert main(["intake", "evaluate", "/nonexistent.json"]) == 2
     assert "--as-of" in capsys.readouterr().err
+
+
+def test_several_files_give_one_decision_each_in_order_headed_on_stderr(tmp_path, capsys):
+    """``ntx intake evaluate examples/intake/*.json``: stdout is the single-file outputs
+    in turn; stderr names each file; a bad file is reported and the rest still run."""
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"patient_id": "p"}')
+    paths = [str(EXAMPLES[0]), str(bad), str(EXAMPLES[-1])]
+    assert main(["intake", "evaluate", *paths, "--as-of", "2026-11-24"]) == 2
+    captured = capsys.readouterr()
+    decoder, text, outs = json.JSONDecoder(), captured.out, []
+    while text.strip():
+        value, end = decoder.raw_decode(text.lstrip())
+        outs.append(value["decision"])
+        text = text.lstrip()[end:]
+    assert outs == [EXAMPLES[0].name.split("_")[0], EXAMPLES[-1].name.split("_")[0]]
+    headers = [line for line in captured.err.splitlines() if line.startswith("==> ")]
+    assert headers == [f"==> {p} <==" for p in paths]
+    assert "invalid input: timezone" in captured.err

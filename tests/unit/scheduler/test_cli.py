@@ -40,3 +40,16 @@ def test_non_utf8_file_is_bad_input_not_a_traceback(tmp_path, capsys):
     assert main(["alerts", "replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert "FILE: not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_several_plans_preview_one_after_another(capsys):
+    """``ntx schedule preview examples/plans/*.json``: each plan's lines, in file order,
+    the same as previewing each alone."""
+    alone = []
+    for path in EXAMPLES:
+        assert main(["schedule", "preview", str(path), "--days", "60"]) == 0
+        alone.append(capsys.readouterr().out)
+    assert main(["schedule", "preview", *map(str, EXAMPLES), "--days", "60"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "".join(alone)
+    assert captured.err.splitlines() == [f"==> {p} <==" for p in EXAMPLES]
