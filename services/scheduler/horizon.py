@@ -14,6 +14,7 @@ import asyncpg
 
 from services.scheduler.domain import PlanState, due_items, schedule_ends
 from shared.envelope import stable_id
+from shared.housekeeping import delete_in_chunks
 from shared.runtime import Runtime
 
 #: An item emitted this long after its due time is marked late (downtime catch-up).
@@ -24,7 +25,6 @@ EXTEND_BATCH = 500
 EXTEND_EVERY_S = 0.5
 #: Emitted items are kept this long (on the service's clock), then pruned in chunks.
 EMITTED_KEPT_FOR = timedelta(days=7)
-PRUNE_CHUNK = 5000
 
 
 def item_rows(
@@ -87,20 +87,16 @@ async def _extend_batch(runtime: Runtime) -> int:
 
 async def prune_emitted(runtime: Runtime) -> None:
     """Keeps ``due_items`` the size of the horizon plus a week, not of all history."""
-    await runtime.run_loop(lambda: _prune_batch(runtime), runtime.settings.housekeeping_every_s)
+    await runtime.run_loop(lambda: _prune(runtime), runtime.settings.housekeeping_every_s)
 
 
-async def _prune_batch(runtime: Runtime) -> int:
+async def _prune(runtime: Runtime) -> int:
     assert runtime.pool is not None
     async with runtime.pool.acquire() as conn:
-        status = await conn.execute(
-            "DELETE FROM due_items WHERE ctid = ANY(ARRAY(SELECT ctid FROM due_items"
-            " WHERE emitted_at < $1 LIMIT $2))",
-            runtime.clock.now() - EMITTED_KEPT_FOR,
-            PRUNE_CHUNK,
+        await delete_in_chunks(
+            conn, "due_items", "emitted_at < $1", runtime.clock.now() - EMITTED_KEPT_FOR
         )
-    deleted = int(status.split()[-1])
-    return deleted if deleted == PRUNE_CHUNK else 0  # a full chunk: go again at once
+    return 0
 
 
 async def emit_due(runtime: Runtime) -> None:
