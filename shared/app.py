@@ -8,7 +8,6 @@ turns bad input into dead letters and waits out database outages.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import faust
@@ -16,9 +15,7 @@ from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.faust_transport import app_class
-from shared.runtime import Message, Runtime
-
-log = logging.getLogger("ntx.app")
+from shared.runtime import Message, Runtime, retry
 
 
 def make_app(runtime: Runtime) -> faust.App:
@@ -95,18 +92,13 @@ async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:
     """Bad input and handler failures become dead letters inside the runtime; anything
     else is the plumbing failing, so the batch is tried again rather than let out of
     the loop, where faust would acknowledge it unhandled."""
-    delay = 0.2
-    while True:
-        try:
-            await runtime.process_batch(batch)
-            return
-        except Exception as exc:
-            log.error(
-                "batch not handled, retrying",
-                extra={"count": len(batch), "error": type(exc).__name__},
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    await retry(
+        runtime.process_batch,
+        batch,
+        errors=(Exception,),
+        what="batch not handled",
+        level=logging.ERROR,
+    )
 
 
 def _assigned(app: faust.App) -> int:

@@ -345,15 +345,8 @@ class Runtime:
         )
 
     async def _retrying(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        delay = 0.2
-        while True:
-            try:
-                return await func(*args)
-            except db.TRANSIENT_DB_ERRORS as exc:
-                # Even while stopping: an unhandled message must not be acknowledged.
-                log.warning("database unavailable, retrying", extra={"error": type(exc).__name__})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        # Even while stopping: an unhandled message must not be acknowledged.
+        return await retry(func, *args, errors=db.TRANSIENT_DB_ERRORS, what="database unavailable")
 
     # --- timers --------------------------------------------------------------------
 
@@ -454,6 +447,26 @@ class Runtime:
                 status["database"] = False
         status["ok"] = bool(status["ready"] and status["database"])
         return status
+
+
+async def retry(
+    func: Callable[..., Awaitable[Any]],
+    *args: Any,
+    errors: tuple[type[BaseException], ...],
+    what: str,
+    level: int = logging.WARNING,
+) -> Any:
+    """``func(*args)`` until it returns, waiting 0.2 s (doubling up to 5 s) after each
+    of ``errors``, logged as ``what`` with the error's type only (messages may quote
+    input values)."""
+    delay = 0.2
+    while True:
+        try:
+            return await func(*args)
+        except errors as exc:
+            log.log(level, f"{what}, retrying", extra={"error": type(exc).__name__})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class _Isolate(Exception):
