@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from services.runner import SERVICES, ServiceProcesses, service_env
 from services.worker import load_spec
@@ -166,7 +167,7 @@ class Cluster:
     async def end_offsets(self, topics: list[str]) -> dict[str, int]:
         """Messages on each topic so far (the sum over its partitions)."""
         probes = await self._get_probes()
-        ends = await probes.ends.end_offsets(_partitions(topics))
+        ends = await probes.ends.end_offsets(partitions(topics))
         return {t: sum(n for tp, n in ends.items() if tp.topic == t) for t in topics}
 
     async def dead_letters(self) -> dict[str, int]:
@@ -180,21 +181,8 @@ class Cluster:
 
     async def read(self, topic: str) -> list[dict]:
         """Every message on ``topic`` so far, decoded."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            t = next(x for x in ALL_TOPICS if x.name == topic)
-            parts = [TopicPartition(topic, p) for p in range(t.partitions)]
-            consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
-            ends = await consumer.end_offsets(parts)
-            out: list[dict] = []
-            while [p for p in parts if await consumer.position(p) < ends[p]]:
-                for msgs in (await consumer.getmany(timeout_ms=200)).values():
-                    out.extend(json.loads(m.value) for m in msgs)
-            return sorted(out, key=lambda e: e.get("time", ""))
-        finally:
-            await consumer.stop()
+        out = [json.loads(r.value) for r in await read_all(self.bootstrap, [topic])]
+        return sorted(out, key=lambda e: e.get("time", ""))
 
 
 def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
@@ -202,9 +190,27 @@ def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
     return [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
 
 
-def _partitions(topics: list[str]) -> list[TopicPartition]:
+def partitions(topics: list[str]) -> list[TopicPartition]:
     by_name = {t.name: t for t in ALL_TOPICS}
     return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
+
+
+async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord]:
+    """Every record on ``topics`` up to their current ends."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = partitions(topics)
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        out: list[ConsumerRecord] = []
+        while any([await consumer.position(p) < ends[p] for p in parts]):
+            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
 
 
 class _Probes:
@@ -219,10 +225,11 @@ class _Probes:
         conn: asyncpg.Connection,
         services: tuple[str, ...],
         producer: AIOKafkaProducer,
+        database_url: str,
     ):
         self.ends, self.groups, self.conn, self.services = ends, groups, conn, services
         self.producer = producer
-        self.database_url = ""
+        self.database_url = database_url
         self.work_sql = " UNION ALL ".join(
             f"SELECT '{name}.outbox', count(*) FROM {name}.outbox WHERE sent_at IS NULL"
             f" UNION ALL SELECT '{name}.timers', count(*) FROM {name}.timers WHERE due_at <= $1"
@@ -252,9 +259,7 @@ class _Probes:
         conn = await db.connect(database_url, "public")
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
         await producer.start()
-        probes = cls(ends, groups, conn, services, producer)
-        probes.database_url = database_url
-        return probes
+        return cls(ends, groups, conn, services, producer, database_url)
 
     async def close(self) -> None:
         await self.producer.stop()
@@ -266,7 +271,7 @@ class _Probes:
     async def lag(self) -> dict[str, int]:
         """Messages each service's consumer group has not committed yet."""
         inputs = {name: [t.name for t in load_spec(name).topics] for name in self.services}
-        parts = _partitions(sorted({t for names in inputs.values() for t in names}))
+        parts = partitions(sorted({t for names in inputs.values() for t in names}))
         ends = await self.ends.end_offsets(parts)
         lag = {}
         for name, probe in self.groups.items():

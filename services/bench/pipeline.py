@@ -19,8 +19,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.bench.topics import read_all
-from services.cluster import Cluster, wire
+from services.cluster import Cluster, read_all, wire
 from services.simulate import START, ZONE, Patient, check, cohort, day_events
 from shared import db
 from shared.infra import create_topics

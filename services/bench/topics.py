@@ -1,38 +1,13 @@
-"""Reading topics for the benchmark: everything so far, or what arrives from now on."""
+"""A downstream consumer for the benchmark: what arrives on a topic from now on."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka import AIOKafkaConsumer
 
-from shared.topics import ALL_TOPICS
-
-PARTITIONS = {t.name: t.partitions for t in ALL_TOPICS}
-
-
-def partitions(topics: list[str]) -> list[TopicPartition]:
-    return [TopicPartition(t, p) for t in topics for p in range(PARTITIONS[t])]
-
-
-async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord]:
-    """Every record on ``topics`` up to their current ends."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = partitions(topics)
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        out: list[ConsumerRecord] = []
-        while any([await consumer.position(p) < ends[p] for p in parts]):
-            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
+from services.cluster import partitions
 
 
 @contextlib.asynccontextmanager
