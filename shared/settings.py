@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     #: A batch held, a loop failing, or input left untouched this long makes the
     #: service report itself stalled (/readyz and /health answer 503).
     stall_after_s: float = Field(default=30.0, gt=0)
+    #: Longest a worker takes to stop after SIGTERM before it exits as a crash would
+    #: (nothing acknowledged unhandled; what it held is redelivered).
+    stop_grace_s: float = Field(default=30.0, gt=0)
     relay_batch: int = 1000
     relay_poll_s: float = 0.05
     timer_batch: int = 500
