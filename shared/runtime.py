@@ -38,7 +38,7 @@ from shared.progress import Progress
 from shared.retrying import Poisoned, attempt, retry
 from shared.settings import Settings
 from shared.timers import TimerRow
-from shared.topics import Topic
+from shared.topics import DLQ, Topic
 
 log = logging.getLogger("ntx.runtime")
 
@@ -127,7 +127,11 @@ class Runtime:
         )
         await self.producer.start()
         self.relay = outbox.Relay(
-            self.pool, self._send_batch, schema=self.schema, batch=self.settings.relay_batch
+            self.pool,
+            self._send_rows,
+            schema=self.schema,
+            on_unpublishable=self._unpublishable,
+            batch=self.settings.relay_batch,
         )
         self._spawn(self.relay.run(self.stopping, self.settings.relay_poll_s))
         if self.spec.on_timers is not None:
@@ -153,11 +157,48 @@ class Runtime:
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
 
-    async def _send_batch(self, rows: list[tuple[str, bytes | None, bytes]]) -> None:
+    async def _send_rows(self, rows: list[outbox.Row]) -> list[BaseException | None]:
+        """Send in order; each row's outcome, None when acknowledged. A record the
+        producer refuses before sending (too large) fails alone."""
         assert self.producer is not None
-        futures = [await self.producer.send(topic, value, key=key) for topic, key, value in rows]
-        await asyncio.gather(*futures)
-        metrics.PUBLISHED.labels(self.spec.name).inc(len(rows))
+        pending: list[Any] = []
+        for topic, key, value in rows:
+            try:
+                pending.append(await self.producer.send(topic, value, key=key))
+            except Exception as exc:
+                pending.append(exc)
+        sent = [p for p in pending if not isinstance(p, BaseException)]
+        acks = iter(await asyncio.gather(*sent, return_exceptions=True))
+        results = [
+            p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending
+        ]
+        metrics.PUBLISHED.labels(self.spec.name).inc(sum(r is None for r in results))
+        return results
+
+    async def _unpublishable(
+        self,
+        conn: asyncpg.Connection,
+        topic: str,
+        key: str | None,
+        value: bytes,
+        error: BaseException,
+    ) -> None:
+        """An outbox row the broker will never take is dead-lettered (whole in the
+        table, an excerpt on the topic) so the rows behind it go on. A dead letter
+        that cannot be published stays in the dead_letters table it was written to."""
+        log.error(
+            "outbox row not publishable",
+            extra={"service": self.spec.name, "topic": topic, "error": type(error).__name__},
+        )
+        if topic == DLQ.name:
+            return
+        reason = f"not publishable: {type(error).__name__} ({len(value)} bytes)"
+        raw_key = key.encode() if key is not None else None
+        letter = deadletter.dead_letter(
+            self.spec.name, topic, None, None, raw_key, value, reason, "message",
+            self.clock.now(), schema=self.schema,
+        )  # fmt: skip
+        await deadletter.store(conn, letter, raw_key, value)
 
     def context(
         self, conn: asyncpg.Connection, now: datetime, cause: Envelope | None = None
@@ -437,6 +478,10 @@ class Runtime:
                     )
             except Exception:
                 status["database"] = False
+        if self.relay is not None and self.relay.failing_since is not None:
+            self.progress.failing["relay"] = self.relay.failing_since
+        else:
+            self.progress.loop_ok("relay")
         status["stalled"] = self.progress.stalled(waiting)
         status["ok"] = bool(status["ready"] and status["database"] and not status["stalled"])
         return status
@@ -455,3 +500,7 @@ class _HandlerFailed(Exception):
 
 
 _ID_REUSED = Refused("id reused with a different body", "id")
+
+
+def _error_or_none(ack: object) -> BaseException | None:
+    return ack if isinstance(ack, BaseException) else None
