@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
 from shared.settings import ENDPOINTS_FILE, write_endpoints
 
@@ -103,6 +104,19 @@ def service_env(
     return env
 
 
+def role_env(admin_url: str) -> dict[str, str]:
+    """``NTX_<SERVICE>_DATABASE_URL`` for each service: its own role (least privilege),
+    whose password ``ntx migrate`` set from the URL's password file or from
+    ``NTX_SERVICE_DB_PASSWORD``. Empty when there is neither: the services then use
+    the administrator's URL, as a database configured elsewhere may require."""
+    if pgpass.passfile_of(admin_url) is None and not os.environ.get("NTX_SERVICE_DB_PASSWORD"):
+        return {}
+    return {
+        f"NTX_{name.upper()}_DATABASE_URL": db.role_url(admin_url, db.service_role(name))
+        for name in SERVICES
+    }
+
+
 @contextmanager
 def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     """Broker + database + topics + the three services; stops all on exit."""
@@ -110,8 +124,10 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     with EmbeddedStack(data_dir) as stack:
         asyncio.run(create_topics(stack.bootstrap))
         _migrate(stack.bootstrap, stack.database_url)
+        roles = role_env(stack.database_url)
         procs = ServiceProcesses(
-            service_env(stack.bootstrap, stack.database_url, extra_env), data_dir
+            service_env(stack.bootstrap, stack.database_url, {**roles, **(extra_env or {})}),
+            data_dir,
         )
         procs.start_all()
         try:
@@ -150,11 +166,19 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
+def _roles(procs: ServiceProcesses) -> str:
+    named = [f"NTX_{n.upper()}_DATABASE_URL" in procs.env for n in SERVICES]
+    if all(named):
+        return ", ".join(db.service_role(n) for n in SERVICES) + " (least privilege)"
+    return "the administrator (no service passwords: see README, Least privilege)"
+
+
 def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     state = "ready" if healthy else "NOT healthy (see logs)"
     print(f"ntx: services {state}", flush=True)
     print(f"  export NTX_KAFKA_BOOTSTRAP={stack.bootstrap}", flush=True)
     print(f"  export NTX_DATABASE_URL={stack.database_url}", flush=True)
+    print(f"  services connect as {_roles(procs)}", flush=True)
     for name, port in procs.ports.items():
         print(
             f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}",

@@ -116,7 +116,11 @@ class Runtime:
         await db.wait_for_database(url)
         await db.migrate(url, self.schema, self.spec.migrations)
         self.pool = await db.create_pool(
-            url, self.schema, min_size=self.settings.db_pool_min, max_size=self.settings.db_pool_max
+            url,
+            self.schema,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+            application=f"ntx-{self.spec.name}",
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
