@@ -1,9 +1,11 @@
 """``ntx run``: the embedded broker and PostgreSQL (unless configured elsewhere), the
-migrations, and the three services as three separate processes until Ctrl-C."""
+migrations, and the three services as three separate processes, each connected as
+its own database role and restarted if it dies, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.supervisor import Supervisor
 from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
 from shared.settings import ENDPOINTS_FILE, write_endpoints
@@ -155,11 +158,9 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
         write_endpoints(data_dir, stack.bootstrap, stack.database_url)
         healthy = procs.wait_healthy()
         _print_ready(stack, procs, healthy, data_dir)
-        try:
-            while not stop["now"] and all(p.poll() is None for p in procs.procs.values()):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+        # a service that dies is restarted; only Ctrl-C or SIGTERM ends the run
+        with contextlib.suppress(KeyboardInterrupt):
+            Supervisor(procs, say=lambda line: print(line, flush=True)).watch(lambda: stop["now"])
         print("ntx: stopping services...", flush=True)
         (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     print(f"ntx: stopped. Database files and service logs are in {data_dir}", flush=True)
