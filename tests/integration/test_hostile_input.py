@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.worker import load_spec
+from shared import db
 from shared.clock import SimulatedClock
 from shared.topics import CLINICAL_EVENTS, DLQ, INTAKE_REQUESTS, event_type
-from tests.hostile import INBOUND, NOW, hostile, refused_by, valid
+from tests.hostile import INBOUND, NOW, OFF_KEY, applies, hostile, refused_by, valid
 from tests.integration.harness import Harness, eventually, produce, read_topic
 from tests.unit.event_examples import EXAMPLES
 
@@ -37,6 +38,21 @@ def mutations(type_: str) -> st.SearchStrategy:
         st.tuples(st.just("garbage"), st.binary(min_size=1, max_size=40)),
         st.tuples(st.just("far_future"), st.just(None)),
         st.tuples(st.just("reused_id"), st.just(None)),
+        st.sampled_from(
+            [
+                ("tombstone",),
+                ("nul_key",),
+                ("nul_id",),
+                ("nul_source",),
+                ("nul_data",),
+                ("surrogate",),
+                ("future_time",),
+                ("year_one_time",),
+                ("implausible_date",),
+                ("huge_number",),
+            ]
+        ).filter(lambda m: applies(type_, m)),
+        st.tuples(st.just("deep"), st.integers(300, 2000)),
     )
 
 
@@ -44,7 +60,7 @@ BATCH: list[tuple[str, object]] = []
 
 
 @settings(
-    max_examples=60,
+    max_examples=90,
     deadline=None,
     suppress_health_check=list(HealthCheck),
     database=None,
@@ -90,19 +106,28 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
             outcomes = h.outcomes_for(patient)
             spec = h.runtime.spec
             good = "handled" if spec.handles is None or type_ in spec.handles else "ignored"
-            if mutation[0] in ("wrong_key", "missing_key"):
+            if mutation[0] in OFF_KEY:
                 expected = [good]  # the bad copy is keyed to someone else, or to no one
             else:
                 expected = [good, "dead" if refused_by(spec, type_, mutation) else "ignored"]
             assert outcomes == expected, (type_, mutation, outcomes)
     for h in harnesses:
-        off_key = [o for o, k in h.outcomes if k is None or k == b"someone-else"]
+        off_key = [
+            o for o, k in h.outcomes if k is None or k == b"someone-else" or k.endswith(b"\x00")
+        ]
         assert set(off_key) <= {"dead"}
     letters = await read_topic(
         infra.bootstrap, DLQ.name, until=lambda ms: len(ms) >= sent_bad, timeout=30
     )
     reasons = [json.loads(m.value)["reason"] for m in letters]
     assert len(letters) >= sent_bad and all(reasons)
+    for h in harnesses:  # every letter of this run names the field at fault
+        conn = await db.connect(infra.database_url, h.runtime.schema)
+        try:
+            unnamed = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE field IS NULL")
+        finally:
+            await conn.close()
+        assert unnamed == 0, h.runtime.schema
 
 
 async def _all_seen(batch, unique, consumers) -> bool:
@@ -111,7 +136,8 @@ async def _all_seen(batch, unique, consumers) -> bool:
         for h in consumers[event_type(type_).topic.name]:
             seen = h.outcomes_for(patient)
             wrong_key = mutation[0] == "wrong_key" and h.outcomes_for("someone-else")
+            nul_key = mutation[0] == "nul_key" and h.outcomes_for(patient + "\x00")
             no_key = mutation[0] == "missing_key" and [o for o, k in h.outcomes if k is None]
-            if not seen or (len(seen) < 2 and not wrong_key and not no_key):
+            if not seen or (len(seen) < 2 and not wrong_key and not no_key and not nul_key):
                 return False
     return True
