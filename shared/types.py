@@ -49,9 +49,9 @@ TimeZoneName = Annotated[
 
 def format_utc(value: datetime) -> str:
     """RFC 3339 in UTC with a trailing Z; microseconds only when present."""
-    value = value.astimezone(UTC)
-    spec = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return value.strftime(spec)
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    # isoformat, not strftime: %Y does not pad years before 1000 to four digits
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -79,7 +79,7 @@ def _parse_local_minute(value: object) -> object:
 
 
 def format_local_minute(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M")
+    return value.replace(tzinfo=None).isoformat(timespec="minutes")
 
 
 #: A wall-clock moment in the patient's zone, to the minute, with no offset.
