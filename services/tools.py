@@ -55,7 +55,7 @@ async def _publish(events: list[dict]) -> None:
 
 
 async def publish_raw(
-    messages: list[tuple[str, str | None, bytes]], bootstrap: str | None = None
+    messages: list[tuple[str, str | bytes | None, bytes | None]], bootstrap: str | None = None
 ) -> None:
     """Send ``(topic, key, value)`` messages with one producer, acks=all."""
     settings = get_settings()
@@ -68,7 +68,7 @@ async def publish_raw(
         await producer.start()
         # in order per partition (one producer); acknowledged all together
         sent = [
-            await producer.send(topic, value, key=key.encode() if key is not None else None)
+            await producer.send(topic, value, key=key.encode() if isinstance(key, str) else key)
             for topic, key, value in messages
         ]
         await asyncio.gather(*sent)

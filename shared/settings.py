@@ -65,8 +65,9 @@ class Settings(BaseSettings):
     #: service report itself stalled (/readyz and /health answer 503).
     stall_after_s: float = Field(default=30.0, gt=0)
     #: Longest a worker takes to stop after SIGTERM before it exits as a crash would
-    #: (nothing acknowledged unhandled; what it held is redelivered).
-    stop_grace_s: float = Field(default=30.0, gt=0)
+    #: (nothing acknowledged unhandled; what it held is redelivered): within the 30 s
+    #: that ntx run and docker compose wait before they SIGKILL.
+    stop_grace_s: float = Field(default=20.0, gt=0)
     relay_batch: int = 1000
     relay_poll_s: float = 0.05
     timer_batch: int = 500
