@@ -509,6 +509,7 @@ class EmbeddedPostgres(_Embedded):
 
     def _prepare(self) -> None:
         self._prepare_user()
+        assert self.datadir is not None
         password = pgpass.password_for(self.passfile, "postgres")
         if not (self.datadir / "PG_VERSION").exists():
             began = time.monotonic()
