@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import uuid
 from datetime import datetime
 
@@ -23,6 +24,8 @@ from shared import outbox
 from shared.envelope import MAX_MESSAGE_BYTES
 from shared.topics import DLQ
 from shared.types import UtcDateTime
+
+log = logging.getLogger("ntx.deadletter")
 
 #: The most of an original a dead letter on the topic carries: as much as the largest
 #: message a service accepts, so those travel whole and a 5 MB one cannot make the
@@ -137,6 +140,33 @@ async def store(
         value = outbox.encode(letter.model_dump(mode="json"))
         await outbox.enqueue(conn, DLQ.name, letter.key, value)
     return bool(fresh)
+
+
+async def unpublishable(
+    conn: asyncpg.Connection,
+    service: str,
+    schema: str,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    error: BaseException,
+    now: datetime,
+) -> None:
+    """An outbox row the broker will never take is dead-lettered (whole in the table,
+    an excerpt on the topic) so the rows behind it go on. A dead letter that cannot
+    be published itself stays in the table it was written to."""
+    log.error(
+        "outbox row not publishable",
+        extra={"service": service, "topic": topic, "error": type(error).__name__},
+    )
+    if topic == DLQ.name:
+        return
+    reason = f"not publishable: {type(error).__name__} ({len(value)} bytes)"
+    raw_key = key.encode() if key is not None else None
+    letter = dead_letter(
+        service, topic, None, None, raw_key, value, reason, "message", now, schema=schema
+    )
+    await store(conn, letter, raw_key, value)
 
 
 def original_bytes(letter: DeadLetter) -> bytes | None:

@@ -175,6 +175,24 @@ class Relay:
                 await _wait(self.wakeup, stopping, backoff)
 
 
+async def send_each(producer: Any, rows: list[Row]) -> list[BaseException | None]:
+    """Send ``rows`` in order with an aiokafka producer; each row's outcome, None when
+    acknowledged. A record the producer refuses before sending (too large) fails alone."""
+    pending: list[Any] = []
+    for topic, key, value in rows:
+        try:
+            pending.append(await producer.send(topic, value, key=key))
+        except Exception as exc:
+            pending.append(exc)
+    sent = [p for p in pending if not isinstance(p, BaseException)]
+    acks = iter(await asyncio.gather(*sent, return_exceptions=True))
+    return [p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending]
+
+
+def _error_or_none(ack: object) -> BaseException | None:
+    return ack if isinstance(ack, BaseException) else None
+
+
 def _key(key: str | None) -> bytes | None:
     return key.encode() if key is not None else None
 

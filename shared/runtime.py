@@ -38,7 +38,7 @@ from shared.progress import Progress
 from shared.retrying import Poisoned, attempt, retry
 from shared.settings import Settings
 from shared.timers import TimerRow
-from shared.topics import DLQ, Topic
+from shared.topics import Topic
 
 log = logging.getLogger("ntx.runtime")
 
@@ -162,20 +162,8 @@ class Runtime:
         self._tasks.append(asyncio.ensure_future(coro))
 
     async def _send_rows(self, rows: list[outbox.Row]) -> list[BaseException | None]:
-        """Send in order; each row's outcome, None when acknowledged. A record the
-        producer refuses before sending (too large) fails alone."""
         assert self.producer is not None
-        pending: list[Any] = []
-        for topic, key, value in rows:
-            try:
-                pending.append(await self.producer.send(topic, value, key=key))
-            except Exception as exc:
-                pending.append(exc)
-        sent = [p for p in pending if not isinstance(p, BaseException)]
-        acks = iter(await asyncio.gather(*sent, return_exceptions=True))
-        results = [
-            p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending
-        ]
+        results = await outbox.send_each(self.producer, rows)
         metrics.PUBLISHED.labels(self.spec.name).inc(sum(r is None for r in results))
         return results
 
@@ -187,22 +175,9 @@ class Runtime:
         value: bytes,
         error: BaseException,
     ) -> None:
-        """An outbox row the broker will never take is dead-lettered (whole in the
-        table, an excerpt on the topic) so the rows behind it go on. A dead letter
-        that cannot be published stays in the dead_letters table it was written to."""
-        log.error(
-            "outbox row not publishable",
-            extra={"service": self.spec.name, "topic": topic, "error": type(error).__name__},
+        await deadletter.unpublishable(
+            conn, self.spec.name, self.schema, topic, key, value, error, self.clock.now()
         )
-        if topic == DLQ.name:
-            return
-        reason = f"not publishable: {type(error).__name__} ({len(value)} bytes)"
-        raw_key = key.encode() if key is not None else None
-        letter = deadletter.dead_letter(
-            self.spec.name, topic, None, None, raw_key, value, reason, "message",
-            self.clock.now(), schema=self.schema,
-        )  # fmt: skip
-        await deadletter.store(conn, letter, raw_key, value)
 
     def context(
         self, conn: asyncpg.Connection, now: datetime, cause: Envelope | None = None
@@ -504,7 +479,3 @@ class _HandlerFailed(Exception):
 
 
 _ID_REUSED = Refused("id reused with a different body", "id")
-
-
-def _error_or_none(ack: object) -> BaseException | None:
-    return ack if isinstance(ack, BaseException) else None
