@@ -50,11 +50,14 @@ async def attempt(
     fatal: tuple[type[BaseException], ...] = (),
     abandon_on: asyncio.Event | None = None,
     level: int = logging.WARNING,
+    outage: Callable[[], Awaitable[bool]] | None = None,
 ) -> Any:
     """``func(*args)`` until it returns. ``transient`` errors are retried for ever;
-    ``fatal`` ones (unless transient) are raised at once; any other is raised as :class:`Poisoned` once
-    it has happened ``attempts`` times in a row. Logged as ``what`` with the error's
-    type only (messages may quote input values)."""
+    ``fatal`` ones (unless transient) are raised at once; any other is raised as
+    :class:`Poisoned` once it has happened ``attempts`` times in a row, unless
+    ``outage()`` then says the dependency is away (an error of an outage nobody
+    listed as transient): the count starts again. Logged as ``what`` with the
+    error's type only (messages may quote input values)."""
     delay, failures = FIRST_DELAY_S, 0
     while True:
         try:
@@ -67,7 +70,9 @@ async def attempt(
         except Exception as exc:
             failures += 1
             if failures >= attempts:
-                raise Poisoned(failures, exc) from exc
+                if outage is None or not await outage():
+                    raise Poisoned(failures, exc) from exc
+                failures = 0
             log.log(
                 level,
                 f"{what}, retrying",

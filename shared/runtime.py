@@ -345,7 +345,19 @@ class Runtime:
             fatal=(_Isolate, _HandlerFailed, InvalidEvent),
             what="database unavailable",
             abandon_on=self.shutdown_requested,
+            outage=self._database_away,
         )
+
+    async def _database_away(self) -> bool:
+        """Whether the database fails a trivial query now: then the failures that
+        made a call look poisoned were the outage's, and it is retried on."""
+        assert self.pool is not None
+        try:
+            async with self.pool.acquire(timeout=5) as conn:
+                await conn.fetchval("SELECT 1", timeout=5)
+        except Exception:
+            return True
+        return False
 
     # --- timers --------------------------------------------------------------------
 

@@ -86,3 +86,25 @@ async def test_the_agent_gives_up_a_stuck_batch_when_told_to_stop():
     runtime.shutdown_requested.set()
     with pytest.raises(retrying.Abandoned):  # ...until the worker is told to stop
         await asyncio.wait_for(retrying_batch, 5)
+
+
+async def test_failures_during_an_outage_are_not_poison():
+    """An error nobody listed as transient, while the database is away, is retried on;
+    once the database answers, the same error three times running is poison."""
+    calls = Calls(*[KeyError("k")] * 7)
+    away = iter([True, True])
+
+    async def outage() -> bool:
+        return next(away)
+
+    got = await retrying.attempt(calls, transient=(OSError,), attempts=3, what="t", outage=outage)
+    assert got == "done" and calls.count == 8
+
+    calls = Calls(*[KeyError("k")] * 7)
+
+    async def answering() -> bool:
+        return False
+
+    with pytest.raises(retrying.Poisoned):
+        await retrying.attempt(calls, transient=(OSError,), attempts=3, what="t", outage=answering)
+    assert calls.count == 3
