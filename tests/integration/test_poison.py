@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,10 +20,10 @@ from shared.clock import SimulatedClock
 from shared.envelope import build
 from shared.events import TreatmentStopped
 from shared.ingress import Message
-from shared.runtime import Context, ServiceSpec, each
+from shared.runtime import Context, Runtime, ServiceSpec, each
 from shared.timers import TimerRow
 from shared.topics import CLINICAL_EVENTS
-from tests.integration.harness import Harness
+from tests.integration.harness import settings_for
 
 pytestmark = pytest.mark.infra
 
@@ -78,10 +79,22 @@ def hostile_cases(patient: str) -> dict[str, tuple[bytes | None, bytes | None, s
     }
 
 
+@contextlib.asynccontextmanager
+async def running(spec: ServiceSpec, infra, schema: str, **settings):
+    """The runtime alone, fed by the test: a consumer of the shared topic would also
+    hand it every other test's messages."""
+    runtime = Runtime(spec, settings_for(infra, **settings), SimulatedClock(NOW), schema=schema)
+    await runtime.start()
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
+
+
 @pytest.fixture
 async def sink(infra, unique):
-    async with Harness(SINK, infra, f"sink_{unique}", clock=SimulatedClock(NOW)) as h:
-        yield h
+    async with running(SINK, infra, f"sink_{unique}") as runtime:
+        yield runtime
 
 
 async def received(infra, schema: str, patient: str) -> list[str]:
@@ -112,7 +125,7 @@ async def test_a_hostile_message_is_dead_lettered_by_name_and_the_next_handled(
     key, value, field = hostile_cases(patient)[case]
     good = stopped(patient)
     batch = [Message(TOPIC, 0, 1, key, value), Message(TOPIC, 0, 2, patient.encode(), raw(good))]
-    outcomes = await asyncio.wait_for(sink.runtime.process_batch(batch), 60)
+    outcomes = await asyncio.wait_for(sink.process_batch(batch), 60)
     assert outcomes == ["dead", "handled"]
     assert await received(infra, f"sink_{unique}", patient) == [good["id"]]
     (letter,) = await letters(infra, f"sink_{unique}")
@@ -124,9 +137,7 @@ async def test_a_hostile_message_is_dead_lettered_by_name_and_the_next_handled(
 async def test_a_time_just_inside_the_skew_is_accepted(infra, unique, sink):
     patient = f"p-{unique}"
     ahead = (NOW + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    outcome = await sink.runtime.process(
-        TOPIC, 0, 1, patient.encode(), raw(stopped(patient, time=ahead))
-    )
+    outcome = await sink.process(TOPIC, 0, 1, patient.encode(), raw(stopped(patient, time=ahead)))
     assert outcome == "handled"
 
 
@@ -151,15 +162,13 @@ async def test_a_batch_failing_the_same_way_is_given_up_and_only_its_culprit_dea
         stopped(patient, id=f"poison-{unique}"),
         stopped(patient),
     )
-    async with Harness(
-        spec, infra, f"sink_{unique}", clock=SimulatedClock(NOW), poison_attempts=2
-    ) as h:
+    async with running(spec, infra, f"sink_{unique}", poison_attempts=2) as runtime:
         batch = [
             Message(TOPIC, 0, n, patient.encode(), raw(e))
             for n, e in enumerate((before, poison, after))
         ]
-        outcomes = await asyncio.wait_for(h.runtime.process_batch(batch), 60)
-        health = await h.runtime.health()
+        outcomes = await asyncio.wait_for(runtime.process_batch(batch), 60)
+        health = await runtime.health()
     assert outcomes == ["handled", "dead", "handled"]
     assert sorted(await received(infra, f"sink_{unique}", patient)) == sorted(
         [before["id"], after["id"]]
@@ -175,7 +184,7 @@ async def test_dead_letters_on_the_topic_stay_small_and_the_table_keeps_the_orig
     patient = f"p-{unique}"
     big = {size: raw(stopped(patient, id="x" * size)) for size in (800_000, 5_000_000)}
     batch = [Message(TOPIC, 0, n, patient.encode(), value) for n, value in enumerate(big.values())]
-    assert await sink.runtime.process_batch(batch) == ["dead", "dead"]
+    assert await sink.process_batch(batch) == ["dead", "dead"]
     conn = await db.connect(infra.database_url, f"sink_{unique}")
     try:
         rows = await conn.fetch("SELECT topic, value FROM outbox WHERE topic = 'ntx.dlq.v1'")
