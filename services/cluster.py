@@ -18,7 +18,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from services.runner import SERVICES, ServiceProcesses, service_env
+from services.runner import SERVICES, ServiceProcesses, role_env, service_env
 from services.worker import load_spec
 from shared import db
 from shared.clock import FileClock
@@ -69,8 +69,9 @@ class Cluster:
             env["NTX_CLOCK_FILE"] = str(self.clock.path)
         self.stack = EmbeddedStack(self.data_dir).start()
         asyncio.run(self._prepare())
+        roles = role_env(self.database_url)  # as under ntx run: each its own role
         self.procs = ServiceProcesses(
-            service_env(self.bootstrap, self.database_url, {**env, **self.extra_env}),
+            service_env(self.bootstrap, self.database_url, {**roles, **env, **self.extra_env}),
             self.data_dir,
         )
         for name in self.services:

@@ -70,15 +70,19 @@ async def _replay(letter_id: str, fixed: list[dict] | None) -> str | None:
         try:
             try:
                 row = await conn.fetchrow(
-                    "SELECT topic, key, original FROM dead_letters WHERE id = $1",
+                    "SELECT topic, key, original_key, original FROM dead_letters WHERE id = $1",
                     uuid.UUID(letter_id),
                 )
             except asyncpg.UndefinedTableError:
                 continue
             if row is None:
                 continue
-            value = encode(fixed[0]) if fixed else bytes(row["original"])
-            await publish_raw([(row["topic"], row["key"], value)])
+            # exactly as it came: the key as bytes (the key column is an escaped form)
+            # and a null value as null
+            original = bytes(row["original"]) if row["original"] is not None else None
+            value = encode(fixed[0]) if fixed else original
+            key = bytes(row["original_key"]) if row["original_key"] is not None else row["key"]
+            await publish_raw([(row["topic"], key, value)])
             await conn.execute(
                 "UPDATE dead_letters SET replayed_at = now() WHERE id = $1", uuid.UUID(letter_id)
             )

@@ -1,9 +1,11 @@
 """``ntx run``: the embedded broker and PostgreSQL (unless configured elsewhere), the
-migrations, and the three services as three separate processes until Ctrl-C."""
+migrations, and the three services as three separate processes, each connected as
+its own database role and restarted if it dies, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.supervisor import Supervisor
+from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
 from shared.settings import ENDPOINTS_FILE, write_endpoints
 
@@ -103,6 +107,19 @@ def service_env(
     return env
 
 
+def role_env(admin_url: str) -> dict[str, str]:
+    """``NTX_<SERVICE>_DATABASE_URL`` for each service: its own role (least privilege),
+    whose password ``ntx migrate`` set from the URL's password file or from
+    ``NTX_SERVICE_DB_PASSWORD``. Empty when there is neither: the services then use
+    the administrator's URL, as a database configured elsewhere may require."""
+    if pgpass.passfile_of(admin_url) is None and not os.environ.get("NTX_SERVICE_DB_PASSWORD"):
+        return {}
+    return {
+        f"NTX_{name.upper()}_DATABASE_URL": db.role_url(admin_url, db.service_role(name))
+        for name in SERVICES
+    }
+
+
 @contextmanager
 def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     """Broker + database + topics + the three services; stops all on exit."""
@@ -110,8 +127,10 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     with EmbeddedStack(data_dir) as stack:
         asyncio.run(create_topics(stack.bootstrap))
         _migrate(stack.bootstrap, stack.database_url)
+        roles = role_env(stack.database_url)
         procs = ServiceProcesses(
-            service_env(stack.bootstrap, stack.database_url, extra_env), data_dir
+            service_env(stack.bootstrap, stack.database_url, {**roles, **(extra_env or {})}),
+            data_dir,
         )
         procs.start_all()
         try:
@@ -139,15 +158,20 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
         write_endpoints(data_dir, stack.bootstrap, stack.database_url)
         healthy = procs.wait_healthy()
         _print_ready(stack, procs, healthy, data_dir)
-        try:
-            while not stop["now"] and all(p.poll() is None for p in procs.procs.values()):
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
+        # a service that dies is restarted; only Ctrl-C or SIGTERM ends the run
+        with contextlib.suppress(KeyboardInterrupt):
+            Supervisor(procs, say=lambda line: print(line, flush=True)).watch(lambda: stop["now"])
         print("ntx: stopping services...", flush=True)
         (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     print(f"ntx: stopped. Database files and service logs are in {data_dir}", flush=True)
     return 0
+
+
+def _roles(procs: ServiceProcesses) -> str:
+    named = [f"NTX_{n.upper()}_DATABASE_URL" in procs.env for n in SERVICES]
+    if all(named):
+        return ", ".join(db.service_role(n) for n in SERVICES) + " (least privilege)"
+    return "the administrator (no service passwords: see README, Least privilege)"
 
 
 def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -155,6 +179,7 @@ def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) 
     print(f"ntx: services {state}", flush=True)
     print(f"  export NTX_KAFKA_BOOTSTRAP={stack.bootstrap}", flush=True)
     print(f"  export NTX_DATABASE_URL={stack.database_url}", flush=True)
+    print(f"  services connect as {_roles(procs)}", flush=True)
     for name, port in procs.ports.items():
         print(
             f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}",

@@ -5,10 +5,11 @@ from __future__ import annotations
 import importlib
 import logging.config
 import os
+import threading
 
 import faust
 
-from shared.app import make_app
+from shared.app import exit_unacknowledged, make_app
 from shared.clock import clock_from_env
 from shared.logs import logging_config
 from shared.runtime import Runtime, ServiceSpec
@@ -29,13 +30,42 @@ def build_runtime(name: str) -> Runtime:
     return Runtime(load_spec(name), settings, clock_from_env(), schema=schema)
 
 
+def _worker_class(runtime: Runtime) -> type[faust.Worker]:
+    """A faust worker that tells the runtime when it is told to stop, before its own
+    shutdown waits for the batch in hand: a batch retried for ever (the database away)
+    is then abandoned unacknowledged instead of holding SIGTERM off for ever."""
+
+    class Worker(faust.Worker):
+        def _on_sigterm(self) -> None:
+            _stopping(runtime)
+            super()._on_sigterm()
+
+        def _on_sigint(self) -> None:
+            _stopping(runtime)
+            super()._on_sigint()
+
+    return Worker
+
+
+def _stopping(runtime: Runtime) -> None:
+    """A retried batch is abandoned at once; anything else that holds the shutdown
+    (a statement hanging on a frozen database) is cut off after ``stop_grace_s``."""
+    if runtime.shutdown_requested.is_set():
+        return
+    runtime.shutdown_requested.set()
+    why = f"not stopped {runtime.settings.stop_grace_s:g}s after the signal"
+    grace = threading.Timer(runtime.settings.stop_grace_s, exit_unacknowledged, (runtime, why))
+    grace.daemon = True
+    grace.start()
+
+
 def run_service(name: str) -> int:
     settings = get_settings()
     config = logging_config(name, settings.log_level)
     logging.config.dictConfig(config)
     runtime = build_runtime(name)
     app = make_app(runtime)
-    worker = faust.Worker(
+    worker = _worker_class(runtime)(
         app,
         loglevel=settings.log_level,
         logging_config=config,

@@ -1,5 +1,7 @@
 """faust-streaming app factory: one consumer group per service, raw bytes in (the
-runtime validates them), an agent per input topic, ``/health`` and ``/metrics``.
+runtime validates them), one agent over the input topics, and the operator's HTTP
+endpoints on loopback (``NTX_HTTP_BIND``): ``/livez``, ``/readyz``, ``/health`` and
+``/metrics``, nothing else (faust's own pages are not served).
 
 Broker timeouts are short so a worker joins its group in seconds on Tansu. Agents
 never let an exception escape (faust would ack and drop the message): the runtime
@@ -9,19 +11,30 @@ turns bad input into dead letters and waits out database outages.
 from __future__ import annotations
 
 import logging
+import os
+from typing import Any
 
 import faust
+from faust.web import drivers as web_drivers
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.faust_transport import app_class
-from shared.runtime import Message, Runtime, retry
+from shared.ingress import Message
+from shared.retrying import Abandoned, retry
+from shared.runtime import Runtime
+
+log = logging.getLogger("ntx.app")
+
+#: Exit status of a worker that stopped holding a batch it could not handle (the
+#: database away): like a crash, its offsets stay uncommitted and it is redelivered.
+EXIT_ABANDONED = 75  # EX_TEMPFAIL
 
 
 def make_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
     spec = runtime.spec
-    app = app_class(settings.kafka_fetch_max_wait_ms)(
+    app = _app_class(settings.kafka_fetch_max_wait_ms)(
         f"ntx-{spec.name}{_suffix(runtime)}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
@@ -30,6 +43,7 @@ def make_app(runtime: Runtime) -> faust.App:
         store="memory://",
         web_enabled=True,
         web_host=settings.http_host,
+        web_bind=settings.http_bind,
         web_port=settings.http_port or 6066,
         web_in_thread=False,
         broker_session_timeout=settings.broker_session_timeout_s,
@@ -54,10 +68,21 @@ def make_app(runtime: Runtime) -> faust.App:
         async def on_stop(self) -> None:
             await runtime.stop()
 
+    @app.page("/livez")
+    async def livez(web, request):  # type: ignore[no-untyped-def]
+        """The process runs and its event loop answers."""
+        return web.json({"service": spec.name, "live": True})
+
+    @app.page("/readyz")
+    async def readyz(web, request):  # type: ignore[no-untyped-def]
+        """Database reachable, partitions assigned, work getting done (DESIGN.md §10)."""
+        status = await _health(app, runtime)
+        status["ok"] = bool(status["ok"] and status["partitions"])
+        return web.json(status, status=200 if status["ok"] else 503)
+
     @app.page("/health")
     async def health(web, request):  # type: ignore[no-untyped-def]
-        status = await runtime.health()
-        status["partitions"] = _assigned(app)
+        status = await _health(app, runtime)
         return web.json(status, status=200 if status["ok"] else 503)
 
     @app.page("/metrics")
@@ -65,6 +90,24 @@ def make_app(runtime: Runtime) -> faust.App:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app
+
+
+def _app_class(fetch_max_wait_ms: int) -> type[faust.App]:
+    """The app whose web server serves only the pages added here: faust's own
+    (``/router/``, ``/table/``, ``/graph/``, its index and statistics) would show
+    internals and answered a malformed ``/router/`` path with a traceback in the log."""
+
+    class App(app_class(fetch_max_wait_ms)):  # type: ignore[misc]
+        def _new_web(self) -> Any:
+            class OwnPagesOnly(web_drivers.by_url(self.conf.web)):  # type: ignore[misc]
+                default_blueprints: list = []
+                production_blueprints: list = []
+                debug_blueprints: list = []
+                optional_blueprints: list = []
+
+            return OwnPagesOnly(self)
+
+    return App
 
 
 def _add_agent(app: faust.App, runtime: Runtime) -> None:
@@ -77,13 +120,16 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
     settings = runtime.settings
 
     async def agent(stream):  # type: ignore[no-untyped-def]
-        # take_events acks a batch only after this loop body finishes with it.
+        # take_events acks a batch once this loop body is left, however it is left.
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
             batch = [
                 Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
                 for e in events
             ]
-            await _until_handled(runtime, batch)
+            try:
+                await _until_handled(runtime, batch)
+            except Abandoned:
+                exit_unacknowledged(runtime, "told to stop while a batch was retried")
 
     app.agent(topic, name=f"ntx-{runtime.spec.name}")(agent)
 
@@ -98,7 +144,40 @@ async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:
         errors=(Exception,),
         what="batch not handled",
         level=logging.ERROR,
+        abandon_on=runtime.shutdown_requested,
     )
+
+
+def exit_unacknowledged(runtime: Runtime, why: str) -> None:
+    """Stop now, holding a batch that could not be handled (a shutdown came while it
+    was retried, or the graceful stop took too long). Leaving the agent's loop would
+    acknowledge it, so the process ends as a crash would: its offsets stay
+    uncommitted, the batch is redelivered, and the inbox drops whatever of it was
+    handled already."""
+    log.warning(
+        "stopping now; unacknowledged input will be redelivered",
+        extra={"service": runtime.spec.name, "why": why},
+    )
+    logging.shutdown()
+    os._exit(EXIT_ABANDONED)
+
+
+async def _health(app: faust.App, runtime: Runtime) -> dict:  # type: ignore[type-arg]
+    status = await runtime.health(_waiting(app, runtime))
+    status["partitions"] = _assigned(app)
+    return status
+
+
+def _waiting(app: faust.App, runtime: Runtime) -> int:
+    """Messages on this worker's partitions it has not handled yet, as far as its
+    consumer knows the partitions' ends (0 when it cannot tell)."""
+    try:
+        ends = {
+            (tp.topic, tp.partition): app.consumer.highwater(tp) for tp in app.consumer.assignment()
+        }
+    except Exception:  # the consumer is not started yet
+        return 0
+    return runtime.progress.waiting({tp: end for tp, end in ends.items() if end is not None})
 
 
 def _assigned(app: faust.App) -> int:

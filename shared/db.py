@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from shared import pgpass
+
 log = logging.getLogger("ntx.db")
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -68,16 +70,22 @@ async def connect(url: str, schema: str) -> asyncpg.Connection:
 
 
 async def create_pool(
-    url: str, schema: str, *, min_size: int = 1, max_size: int = 5
+    url: str,
+    schema: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 5,
+    application: str = "ntx",
 ) -> asyncpg.Pool:
-    """A pool whose connections see only ``schema`` by default, with JSON codecs."""
+    """A pool whose connections see only ``schema`` by default, with JSON codecs,
+    named ``application`` in ``pg_stat_activity``."""
     if not SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
-        server_settings={"search_path": schema},
+        server_settings={"search_path": schema, "application_name": application},
         init=_init_connection,
         reset=_keep_session,
     )
@@ -99,7 +107,7 @@ async def migrate(url: str, schema: str, folder: Path, *, owner: str | None = No
     conn = await connect(url, schema)
     try:
         if owner is not None:
-            await _ensure_owner(conn, schema, owner)
+            await _ensure_owner(conn, schema, owner, pgpass.passfile_of(url))
         return await _migrate(conn, schema, load_migrations(folder))
     finally:
         await conn.close()
@@ -109,11 +117,17 @@ def service_role(service: str) -> str:
     return f"ntx_{service}"
 
 
-async def _ensure_owner(conn: asyncpg.Connection, schema: str, role: str) -> None:
-    """Least privilege: one login role per service, owning only its schema."""
+async def _ensure_owner(
+    conn: asyncpg.Connection, schema: str, role: str, passfile: Path | None
+) -> None:
+    """Least privilege: one login role per service, owning only its schema. Its
+    password is ``NTX_SERVICE_DB_PASSWORD``, else the one kept for it in the admin
+    URL's password file (generated there on first use)."""
     if not SCHEMA_NAME.match(role):
         raise ValueError(f"invalid role name {role!r}")
     password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
+    if not password and passfile is not None:
+        password = pgpass.password_for(passfile, role)
     if not await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
         await conn.execute(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
     if password:
@@ -131,7 +145,8 @@ def _literal(text: str) -> str:
 
 
 def role_url(admin_url: str, role: str) -> str:
-    """The admin URL with the service role as user (trust or NTX_SERVICE_DB_PASSWORD)."""
+    """The admin URL with the service role as user; its password is
+    NTX_SERVICE_DB_PASSWORD, or comes from the URL's password file (``?passfile=``)."""
     parts = urlsplit(admin_url)
     password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
     user = f"{role}:{quote(password)}" if password else role
@@ -205,4 +220,8 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    # every SQLSTATE class 08 (connection) and 57 (operator intervention: shutdown,
+    # restart) error: the server going or coming back, never the input
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
 )

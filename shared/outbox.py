@@ -3,6 +3,11 @@ that caused them; :class:`Relay` publishes them in order with acks=all and stamp
 
 Delivery is at-least-once: a crash between the broker's ack and the stamp re-sends
 the row, and consumers drop the repeat through their inbox.
+
+A row the broker will never take (too large, say) is handed to ``on_unpublishable``
+(the runtime dead-letters it) and stamped, so it cannot hold back the rows behind
+it. Each round stamps every row acknowledged before the first one that failed for
+now (the broker away), so the rows ahead of a failure are never sent again.
 """
 
 from __future__ import annotations
@@ -11,10 +16,12 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from aiokafka import errors as kafka
 
 from shared.topics import event_type
 
@@ -58,6 +65,29 @@ async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | Non
 
 UNSENT_FIRST = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1"
 
+#: Errors that say the broker will never take this record, whenever it is sent: the
+#: record is at fault, not the broker's state.
+UNPUBLISHABLE: tuple[type[BaseException], ...] = (
+    kafka.MessageSizeTooLargeError,
+    kafka.RecordTooLargeError,
+    kafka.RecordListTooLargeError,
+    kafka.InvalidTopicError,
+    kafka.InvalidTimestampError,
+    kafka.PolicyViolationError,
+    kafka.UnsupportedForMessageFormatError,
+    TypeError,
+    ValueError,
+)
+
+Row = tuple[str, bytes | None, bytes]
+#: Sends rows in order; one result per row: None (acknowledged) or the error.
+SendRows = Callable[[list[Row]], Awaitable[list[BaseException | None]]]
+#: Called with the relay's connection, inside its transaction, for a row the broker
+#: will never take: ``(conn, topic, key, value, error)``.
+OnUnpublishable = Callable[
+    [asyncpg.Connection, str, str | None, bytes, BaseException], Awaitable[None]
+]
+
 
 def _lock_key(schema: str) -> int:
     return int(hashlib.sha256(f"ntx-relay:{schema}".encode()).hexdigest()[:15], 16)
@@ -70,17 +100,21 @@ class Relay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        send_batch: Callable[[list[tuple[str, bytes | None, bytes]]], Awaitable[None]],
+        send_rows: SendRows,
         *,
         schema: str,
+        on_unpublishable: OnUnpublishable,
         batch: int = 500,
     ):
         self.pool = pool
-        self.send_batch = send_batch
+        self.send_rows = send_rows
+        self.on_unpublishable = on_unpublishable
         self.batch = batch
         self.lock_key = _lock_key(schema)
         self.wakeup = asyncio.Event()
         self.published = 0
+        #: Since when (monotonic) publishing has failed; None while it works.
+        self.failing_since: float | None = None
 
     async def run_once(self) -> int:
         async with self.pool.acquire() as conn:
@@ -98,28 +132,65 @@ class Relay:
             )
             if not rows:
                 return 0
-            await self.send_batch([(r["topic"], _key(r["key"]), r["value"]) for r in rows])
+            results = await self.send_rows([(r["topic"], _key(r["key"]), r["value"]) for r in rows])
+            done, failure = await self._settle(conn, rows, results)
+        self.published += done
+        if failure is not None:
+            raise failure  # after the stamps are committed: the run loop backs off
+        return done
+
+    async def _settle(
+        self, conn: asyncpg.Connection, rows: list[Any], results: list[BaseException | None]
+    ) -> tuple[int, BaseException | None]:
+        """Stamp the rows acknowledged (or unpublishable) before the first failure."""
+        stamped: list[int] = []
+        failure = None
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, UNPUBLISHABLE):
+                await self.on_unpublishable(conn, row["topic"], row["key"], row["value"], result)
+            elif result is not None:
+                failure = result
+                break
+            stamped.append(row["id"])
+        if stamped:
             await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", stamped
             )
-        self.published += len(rows)
-        return len(rows)
+        return len(stamped), failure
 
     async def run(self, stopping: asyncio.Event, poll_s: float = 0.05) -> None:
         backoff = poll_s
         while not stopping.is_set():
             try:
                 sent = await self.run_once()
-                backoff = poll_s
+                backoff, self.failing_since = poll_s, None
             except Exception as exc:  # broker or database away: keep rows, retry
                 log.warning(
                     "relay retry", extra={"error": type(exc).__name__, "backoff_s": backoff}
                 )
                 sent = 0
                 backoff = min(backoff * 2 if backoff >= 0.2 else 0.2, 5.0)
+                self.failing_since = self.failing_since or time.monotonic()
             if sent == 0:
                 await _wait(self.wakeup, stopping, backoff)
+
+
+async def send_each(producer: Any, rows: list[Row]) -> list[BaseException | None]:
+    """Send ``rows`` in order with an aiokafka producer; each row's outcome, None when
+    acknowledged. A record the producer refuses before sending (too large) fails alone."""
+    pending: list[Any] = []
+    for topic, key, value in rows:
+        try:
+            pending.append(await producer.send(topic, value, key=key))
+        except Exception as exc:
+            pending.append(exc)
+    sent = [p for p in pending if not isinstance(p, BaseException)]
+    acks = iter(await asyncio.gather(*sent, return_exceptions=True))
+    return [p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending]
+
+
+def _error_or_none(ack: object) -> BaseException | None:
+    return ack if isinstance(ack, BaseException) else None
 
 
 def _key(key: str | None) -> bytes | None:

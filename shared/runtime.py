@@ -1,12 +1,17 @@
-"""A service's reliable core, independent of faust: validate each inbound message
-(bad ones become dead letters), run its handler in one transaction with the inbox
-claim and the outbox rows it causes, fire durable timers, and relay the outbox.
+"""A service's reliable core, independent of faust: admit each inbound message at the
+door (:mod:`shared.ingress`; bad ones become dead letters), run its handler in one
+transaction with the inbox claim and the outbox rows it causes, fire durable timers,
+and relay the outbox.
 
 Messages come in batches (one transaction per batch, a few statements per batch
 rather than per message). A handler that refuses or fails on one message rolls the
 batch back; the batch is then handled message by message, so only that message is
-dead-lettered. The faust app (:mod:`shared.app`) feeds :meth:`Runtime.process_batch`;
-tests and tools can call it, or :meth:`Runtime.process` for one message, directly.
+dead-lettered. Only transient errors (the database away) are retried for ever; a
+batch that fails otherwise :attr:`Settings.poison_attempts` times is handled message
+by message too, and a message that still fails is dead-lettered with the reason: one
+message never stops a partition. The faust app (:mod:`shared.app`) feeds
+:meth:`Runtime.process_batch`; tests and tools can call it, or :meth:`Runtime.process`
+for one message, directly.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -25,49 +29,22 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared import db, housekeeping, inbox, locks, metrics, outbox, timers
+from shared import db, deadletter, housekeeping, inbox, locks, metrics, outbox, timers
 from shared.clock import Clock
 from shared.context import Context
-from shared.deadletter import dead_letter
-from shared.envelope import (
-    Envelope,
-    Event,
-    InvalidEvent,
-    check_recorded_times,
-    parse_envelope,
-    typed,
-)
+from shared.envelope import Envelope, Event, InvalidEvent
+from shared.ingress import Admitted, Message, Refused, admit
+from shared.progress import Progress
+from shared.retrying import Poisoned, attempt, retry
 from shared.settings import Settings
 from shared.timers import TimerRow
-from shared.topics import DLQ, Topic
+from shared.topics import Topic
 
 log = logging.getLogger("ntx.runtime")
 
-__all__ = ["Context", "Message", "Runtime", "ServiceSpec", "each", "each_timer"]
+__all__ = ["Context", "Message", "Runtime", "ServiceSpec", "each", "each_timer", "retry"]
 
-
-@dataclass(frozen=True)
-class Message:
-    """One record off a topic, as bytes: the runtime validates it."""
-
-    topic: str
-    partition: int | None
-    offset: int | None
-    key: bytes | None
-    value: bytes
-
-
-@dataclass(frozen=True)
-class _Refused:
-    reason: str
-    field: str | None
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    event: Event
-    digest: str
-
+Checked = Admitted | Refused | None
 
 Handler = Callable[[Context, Event], Awaitable[None]]
 BatchHandler = Callable[[Context, list[Event]], Awaitable[None]]
@@ -125,7 +102,12 @@ class Runtime:
         self.relay: outbox.Relay | None = None
         self.ready = asyncio.Event()
         self.stopping = asyncio.Event()
+        #: Set when the process is told to stop (SIGTERM): a batch being retried is
+        #: abandoned, unacknowledged, rather than holding the shutdown for ever.
+        self.shutdown_requested = asyncio.Event()
+        self.progress = Progress(settings.stall_after_s)
         self._tasks: list[asyncio.Task[None]] = []
+        self._loops = 0
 
     # --- lifecycle -------------------------------------------------------------
 
@@ -134,7 +116,11 @@ class Runtime:
         await db.wait_for_database(url)
         await db.migrate(url, self.schema, self.spec.migrations)
         self.pool = await db.create_pool(
-            url, self.schema, min_size=self.settings.db_pool_min, max_size=self.settings.db_pool_max
+            url,
+            self.schema,
+            min_size=self.settings.db_pool_min,
+            max_size=self.settings.db_pool_max,
+            application=f"ntx-{self.spec.name}",
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
@@ -145,7 +131,11 @@ class Runtime:
         )
         await self.producer.start()
         self.relay = outbox.Relay(
-            self.pool, self._send_batch, schema=self.schema, batch=self.settings.relay_batch
+            self.pool,
+            self._send_rows,
+            schema=self.schema,
+            on_unpublishable=self._unpublishable,
+            batch=self.settings.relay_batch,
         )
         self._spawn(self.relay.run(self.stopping, self.settings.relay_poll_s))
         if self.spec.on_timers is not None:
@@ -171,11 +161,23 @@ class Runtime:
     def _spawn(self, coro: Awaitable[None]) -> None:
         self._tasks.append(asyncio.ensure_future(coro))
 
-    async def _send_batch(self, rows: list[tuple[str, bytes | None, bytes]]) -> None:
+    async def _send_rows(self, rows: list[outbox.Row]) -> list[BaseException | None]:
         assert self.producer is not None
-        futures = [await self.producer.send(topic, value, key=key) for topic, key, value in rows]
-        await asyncio.gather(*futures)
-        metrics.PUBLISHED.labels(self.spec.name).inc(len(rows))
+        results = await outbox.send_each(self.producer, rows)
+        metrics.PUBLISHED.labels(self.spec.name).inc(sum(r is None for r in results))
+        return results
+
+    async def _unpublishable(
+        self,
+        conn: asyncpg.Connection,
+        topic: str,
+        key: str | None,
+        value: bytes,
+        error: BaseException,
+    ) -> None:
+        await deadletter.unpublishable(
+            conn, self.spec.name, self.schema, topic, key, value, error, self.clock.now()
+        )
 
     def context(
         self, conn: asyncpg.Connection, now: datetime, cause: Envelope | None = None
@@ -189,7 +191,12 @@ class Runtime:
     # --- inbound messages --------------------------------------------------------
 
     async def process(
-        self, topic: str, partition: int | None, offset: int | None, key: bytes | None, raw: bytes
+        self,
+        topic: str,
+        partition: int | None,
+        offset: int | None,
+        key: bytes | None,
+        raw: bytes | None,
     ) -> str:
         """Handle one message; returns its outcome (see :meth:`process_batch`)."""
         return (await self.process_batch([Message(topic, partition, offset, key, raw)]))[0]
@@ -199,14 +206,18 @@ class Runtime:
         before), ``ignored`` (valid, of a type this service does not act on) or
         ``dead``. Retries while the database is away: nothing is acknowledged unhandled."""
         await self.ready.wait()
+        self.progress.batch_started()
         now = self.clock.now()
-        parsed = [self._parse(m, now) for m in messages]
+        checked = [admit(m, now, self._acts_on) for m in messages]
         try:
-            outcomes = await self._retrying(self._handle_batch, messages, parsed, False)
-        except _Isolate:
+            outcomes = await self._attempt(self._handle_batch, messages, checked, False)
+        except (_Isolate, Poisoned) as exc:
+            if isinstance(exc, Poisoned):
+                log.error("batch given up", extra={"error": type(exc.last).__name__})
             outcomes = [
-                await self._handle_alone(m, p) for m, p in zip(messages, parsed, strict=True)
+                await self._handle_alone(m, c) for m, c in zip(messages, checked, strict=True)
             ]
+        self.progress.batch_done(messages)
         counts = Counter(outcomes)
         for outcome, n in counts.items():
             metrics.CONSUMED.labels(self.spec.name, outcome).inc(n)
@@ -214,51 +225,34 @@ class Runtime:
         self.wake_relay()
         return outcomes
 
-    def _parse(self, message: Message, now: datetime) -> _Parsed | _Refused | None:
-        """The checked event; None for a well-formed message of a type this service
-        does not act on (its body is for the services that do to judge)."""
-        try:
-            envelope = parse_envelope(
-                message.value, expected_topic=message.topic, key=message.key, require_key=True
-            )
-            if not self._acts_on(envelope.type):
-                return None
-            event = typed(envelope)
-            check_recorded_times(event, now)
-        except InvalidEvent as exc:
-            return _Refused(exc.message, exc.field)
-        except Exception as exc:  # a parser defect must not drop the message
-            return _Refused(f"unreadable ({type(exc).__name__})", None)
-        return _Parsed(event, inbox.digest(message.value))
-
     async def _handle_batch(
-        self, messages: Sequence[Message], parsed: list[_Parsed | _Refused | None], alone: bool
+        self, messages: Sequence[Message], checked: list[Checked], alone: bool
     ) -> list[str]:
         assert self.pool is not None
-        if all(p is None for p in parsed):
-            return ["ignored"] * len(parsed)  # nothing to record: no transaction
-        events = [p for p in parsed if isinstance(p, _Parsed)]
+        if all(c is None for c in checked):
+            return ["ignored"] * len(checked)  # nothing to record: no transaction
+        events = [c for c in checked if isinstance(c, Admitted)]
         outcomes, todo, letters = [], [], []
         async with self.pool.acquire() as conn, conn.transaction():
-            patients = sorted({p.event.patient_id for p in events})
+            patients = sorted({c.event.patient_id for c in events})
             await locks.lock_patients(conn, self.schema, patients)
             await self._fire_overdue(conn, patients)
             claims = await inbox.claim_many(
-                conn, [(p.event.envelope.source, p.event.envelope.id, p.digest) for p in events]
+                conn, [(c.event.envelope.source, c.event.envelope.id, c.digest) for c in events]
             )
-            claimed = iter(claims)  # one claim per parsed event, in order
-            for message, p in zip(messages, parsed, strict=True):
-                claim = next(claimed) if isinstance(p, _Parsed) else None
-                if isinstance(p, _Refused) or claim is inbox.Seen.CONFLICT:
-                    letters.append((message, p if isinstance(p, _Refused) else _ID_REUSED))
+            claimed = iter(claims)  # one claim per admitted event, in order
+            for message, c in zip(messages, checked, strict=True):
+                claim = next(claimed) if isinstance(c, Admitted) else None
+                if isinstance(c, Refused) or claim is inbox.Seen.CONFLICT:
+                    letters.append((message, c if isinstance(c, Refused) else _ID_REUSED))
                     outcomes.append("dead")
                 elif claim is None:
                     outcomes.append("ignored")
                 elif claim is inbox.Seen.REPEAT:
                     outcomes.append("repeat")
                 else:
-                    assert isinstance(p, _Parsed)
-                    todo.append(p.event)
+                    assert isinstance(c, Admitted)
+                    todo.append(c.event)
                     outcomes.append("handled")
             ctx = self.context(conn, self.clock.now())
             if todo:
@@ -278,35 +272,45 @@ class Runtime:
             await self.spec.handle(ctx, events)
         except db.TRANSIENT_DB_ERRORS:
             raise
-        except Exception as exc:
+        except InvalidEvent:
             if alone:
                 raise
+            raise _Isolate() from None
+        except Exception as exc:
+            if alone:
+                raise _HandlerFailed(exc) from exc
             raise _Isolate() from exc
 
-    async def _handle_alone(self, message: Message, parsed: _Parsed | _Refused | None) -> str:
+    async def _handle_alone(self, message: Message, checked: Checked) -> str:
         """The per-message path after a batch failed: a refusal or a defect rolls back
         this message's effects (inbox claim included) and dead-letters it."""
         try:
-            return (await self._retrying(self._handle_batch, [message], [parsed], True))[0]
+            return (await self._attempt(self._handle_batch, [message], [checked], True))[0]
         except InvalidEvent as exc:  # refused by the service's rules
-            refusal = _Refused(exc.message, exc.field)
-        except Exception as exc:  # a defect, not bad input: keep the message for operators
+            refusal = Refused(exc.message, exc.field)
+        except (_HandlerFailed, Poisoned) as exc:  # a defect, not bad input: keep it
+            cause = exc.cause if isinstance(exc, _HandlerFailed) else exc.last
             # The type only at error level: exception messages may quote input values.
-            log.error("handler failed", extra={"topic": message.topic, "error": type(exc).__name__})
-            log.debug("handler failure detail", exc_info=True)
-            refusal = _Refused(f"internal error {type(exc).__name__}; replay once fixed", None)
-        await self._retrying(self._dead_letter_alone, message, refusal)
+            log.error(
+                "handler failed", extra={"topic": message.topic, "error": type(cause).__name__}
+            )
+            log.debug("handler failure detail", exc_info=cause)
+            tries = f" after {exc.attempts} attempts" if isinstance(exc, Poisoned) else ""
+            refusal = Refused(
+                f"internal error {type(cause).__name__}{tries}; replay once fixed", None
+            )
+        await self._attempt(self._dead_letter_alone, message, refusal)
         return "dead"
 
-    async def _dead_letter_alone(self, message: Message, refusal: _Refused) -> None:
+    async def _dead_letter_alone(self, message: Message, refusal: Refused) -> None:
         assert self.pool is not None
         async with self.pool.acquire() as conn, conn.transaction():
             await self._write_letter(conn, message, refusal)
 
     async def _write_letter(
-        self, conn: asyncpg.Connection, message: Message, refusal: _Refused
+        self, conn: asyncpg.Connection, message: Message, refusal: Refused
     ) -> None:
-        letter = dead_letter(
+        letter = deadletter.dead_letter(
             self.spec.name,
             message.topic,
             message.partition,
@@ -316,37 +320,44 @@ class Runtime:
             refusal.reason,
             refusal.field,
             self.clock.now(),
+            schema=self.schema,
         )
-        fresh = await conn.fetchval(
-            'INSERT INTO dead_letters (id, topic, partition, "offset", key, reason, field, original, received_at)'
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING true",
-            uuid.UUID(letter.id),
-            message.topic,
-            message.partition,
-            message.offset,
-            letter.key,
-            refusal.reason,
-            refusal.field,
-            message.value,
-            letter.received_at,
-        )
-        if fresh:
-            await outbox.enqueue(
-                conn, DLQ.name, letter.key, outbox.encode(letter.model_dump(mode="json"))
-            )
+        await deadletter.store(conn, letter, message.key, message.value)
         log.warning(
             "dead letter",
             extra={
                 "service": self.spec.name,
                 "topic": message.topic,
-                "field": refusal.field,
-                "reason": refusal.reason,
+                "field": letter.field,
+                "reason": letter.reason,
             },
         )
 
-    async def _retrying(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        # Even while stopping: an unhandled message must not be acknowledged.
-        return await retry(func, *args, errors=db.TRANSIENT_DB_ERRORS, what="database unavailable")
+    async def _attempt(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Retry while the database is away, even while stopping (an unhandled message
+        must not be acknowledged) unless a shutdown is requested; give up a call that
+        fails otherwise ``poison_attempts`` times."""
+        return await attempt(
+            func,
+            *args,
+            transient=db.TRANSIENT_DB_ERRORS,
+            attempts=self.settings.poison_attempts,
+            fatal=(_Isolate, _HandlerFailed, InvalidEvent),
+            what="database unavailable",
+            abandon_on=self.shutdown_requested,
+            outage=self._database_away,
+        )
+
+    async def _database_away(self) -> bool:
+        """Whether the database fails a trivial query now: then the failures that
+        made a call look poisoned were the outage's, and it is retried on."""
+        assert self.pool is not None
+        try:
+            async with self.pool.acquire(timeout=5) as conn:
+                await conn.fetchval("SELECT 1", timeout=5)
+        except Exception:
+            return True
+        return False
 
     # --- timers --------------------------------------------------------------------
 
@@ -412,17 +423,23 @@ class Runtime:
 
     async def run_loop(self, step: Callable[[], Awaitable[int]], poll_s: float) -> None:
         """Run ``step`` until stopping, sleeping when idle, backing off on errors."""
-        backoff = poll_s
+        backoff, name = poll_s, getattr(step, "__name__", "<lambda>").strip("_")
+        if name == "<lambda>":  # the scheduler's loops: named by their order
+            self._loops += 1
+            name = f"loop{self._loops}"
         while not self.stopping.is_set():
             try:
                 busy = await step()
                 backoff = poll_s
+                self.progress.loop_ok(name)
             except Exception as exc:
                 # The type only: messages of validation errors may quote input values.
                 log.warning(
-                    "loop retry", extra={"service": self.spec.name, "error": type(exc).__name__}
+                    "loop retry",
+                    extra={"service": self.spec.name, "loop": name, "error": type(exc).__name__},
                 )
                 log.debug("loop failure detail", exc_info=True)
+                self.progress.loop_failed(name)
                 busy, backoff = 0, min(max(backoff * 2, 0.2), 5.0)
             if not busy:
                 with contextlib.suppress(TimeoutError):
@@ -434,8 +451,15 @@ class Runtime:
             await housekeeping.prune(conn, self.settings)
         return 0
 
-    async def health(self) -> dict[str, Any]:
-        status = {"service": self.spec.name, "ready": self.ready.is_set(), "database": False}
+    async def health(self, waiting: int = 0) -> dict[str, Any]:
+        """Started, the database answers, and work is getting done: no batch held
+        past ``stall_after_s``, no loop failing that long, and no input (``waiting``
+        messages, as the consumer sees them) left untouched that long."""
+        status: dict[str, Any] = {
+            "service": self.spec.name,
+            "ready": self.ready.is_set(),
+            "database": False,
+        }
         if self.pool is not None:
             try:
                 async with self.pool.acquire(timeout=2) as conn:
@@ -445,32 +469,25 @@ class Runtime:
                     )
             except Exception:
                 status["database"] = False
-        status["ok"] = bool(status["ready"] and status["database"])
+        if self.relay is not None and self.relay.failing_since is not None:
+            self.progress.failing["relay"] = self.relay.failing_since
+        else:
+            self.progress.loop_ok("relay")
+        status["stalled"] = self.progress.stalled(waiting)
+        status["ok"] = bool(status["ready"] and status["database"] and not status["stalled"])
         return status
-
-
-async def retry(
-    func: Callable[..., Awaitable[Any]],
-    *args: Any,
-    errors: tuple[type[BaseException], ...],
-    what: str,
-    level: int = logging.WARNING,
-) -> Any:
-    """``func(*args)`` until it returns, waiting 0.2 s (doubling up to 5 s) after each
-    of ``errors``, logged as ``what`` with the error's type only (messages may quote
-    input values)."""
-    delay = 0.2
-    while True:
-        try:
-            return await func(*args)
-        except errors as exc:
-            log.log(level, f"{what}, retrying", extra={"error": type(exc).__name__})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
 
 class _Isolate(Exception):
     """A handler refused or failed inside a batch: redo the batch message by message."""
 
 
-_ID_REUSED = _Refused("id reused with a different body", "id")
+class _HandlerFailed(Exception):
+    """A handler failed on one message for a reason other than its input: a defect."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
+_ID_REUSED = Refused("id reused with a different body", "id")

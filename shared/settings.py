@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     db_pool_max: int = 5
 
     http_host: str = "127.0.0.1"
+    #: Where /health, /livez, /readyz and /metrics listen: loopback unless an operator
+    #: opens it (``0.0.0.0`` in a container whose port is published on purpose).
+    http_bind: str = "127.0.0.1"
     http_port: int = 0
     log_level: str = "INFO"
 
@@ -54,6 +57,17 @@ class Settings(BaseSettings):
     #: waits for more (the latency a quiet system adds to a message).
     batch_max: int = 500
     batch_wait_s: float = 0.01
+    #: A batch (or a message) failing this many times in a row with an error that is
+    #: not an outage is given up: its messages are handled one by one and a message
+    #: that still fails is dead-lettered, so one message never stops a partition.
+    poison_attempts: int = Field(default=3, ge=1, le=20)
+    #: A batch held, a loop failing, or input left untouched this long makes the
+    #: service report itself stalled (/readyz and /health answer 503).
+    stall_after_s: float = Field(default=30.0, gt=0)
+    #: Longest a worker takes to stop after SIGTERM before it exits as a crash would
+    #: (nothing acknowledged unhandled; what it held is redelivered): within the 30 s
+    #: that ntx run and docker compose wait before they SIGKILL.
+    stop_grace_s: float = Field(default=20.0, gt=0)
     relay_batch: int = 1000
     relay_poll_s: float = 0.05
     timer_batch: int = 500

@@ -1,9 +1,11 @@
-"""Field types every contract shares: pseudonymous ids, zones, UTC and local times."""
+"""Field types every contract shares: pseudonymous ids, zones, UTC and local times, and
+the plausibility bounds that keep hostile values (year 1, year 9999, 10**400 mg) out of
+the rules: refused by name as input errors, never an OverflowError deep in a handler."""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -47,13 +49,16 @@ TimeZoneName = Annotated[
 
 def format_utc(value: datetime) -> str:
     """RFC 3339 in UTC with a trailing Z; microseconds only when present."""
-    value = value.astimezone(UTC)
-    spec = "%Y-%m-%dT%H:%M:%S.%fZ" if value.microsecond else "%Y-%m-%dT%H:%M:%SZ"
-    return value.strftime(spec)
+    value = value.astimezone(UTC).replace(tzinfo=None)
+    # isoformat, not strftime: %Y does not pad years before 1000 to four digits
+    return value.isoformat(timespec="microseconds" if value.microsecond else "seconds") + "Z"
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:30:00+01:00 is before year 1 in UTC
+        raise ValueError("outside the representable range of dates") from None
 
 
 UtcDateTime = Annotated[
@@ -74,7 +79,7 @@ def _parse_local_minute(value: object) -> object:
 
 
 def format_local_minute(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M")
+    return value.replace(tzinfo=None).isoformat(timespec="minutes")
 
 
 #: A wall-clock moment in the patient's zone, to the minute, with no offset.
@@ -123,6 +128,60 @@ PositiveExactNumber = Annotated[
     WithJsonSchema({"type": "number", "exclusiveMinimum": 0}),
 ]
 
+# --- plausibility bounds (issue 18) ---------------------------------------------------
+
+#: Nothing NTX plans, schedules or is told about happened before this. Naltrexone XR
+#: was approved for opioid dependence in 2010 (FDA) and NTX went live in 2026; 2000
+#: leaves a decade of margin. A forged plan starting in 1500 once made the scheduler
+#: emit 222,054 due items.
+PLAUSIBLE_EARLIEST = date(2000, 1, 1)
+#: Nor anything further ahead of the wall clock than this: schedules are materialised
+#: 48 h ahead and procedures booked months ahead. The bound keeps every date
+#: computation far from datetime's year 9999 limit.
+PLAUSIBLE_YEARS_AHEAD = 10
+#: A patient's history (last opioid use, screens, liver panels) may predate NTX, but
+#: not a living patient.
+HISTORY_EARLIEST = date(1900, 1, 1)
+
+
+def plausible_until(today: date | None = None) -> date:
+    """The last plausible date: :data:`PLAUSIBLE_YEARS_AHEAD` years after ``today``
+    (the wall clock's: the bound judges plausibility, not clinical timing)."""
+    today = today or datetime.now(UTC).date()
+    return today + timedelta(days=365 * PLAUSIBLE_YEARS_AHEAD + PLAUSIBLE_YEARS_AHEAD // 4)
+
+
+def _within(earliest: date):  # type: ignore[no-untyped-def]
+    def check(value: date) -> date:
+        day = value.date() if isinstance(value, datetime) else value
+        if day < earliest:
+            raise ValueError(f"implausible: before {earliest.isoformat()}")
+        if day > plausible_until():
+            raise ValueError(f"implausible: more than {PLAUSIBLE_YEARS_AHEAD} years ahead")
+        return value
+
+    return check
+
+
+#: A plan's, a schedule's or an event's date: within the plausible window.
+PlausibleDate = Annotated[date, AfterValidator(_within(PLAUSIBLE_EARLIEST))]
+#: A date of the patient's history: after 1900, not years ahead.
+HistoryDate = Annotated[date, AfterValidator(_within(HISTORY_EARLIEST))]
+PlausibleUtcDateTime = Annotated[UtcDateTime, AfterValidator(_within(PLAUSIBLE_EARLIEST))]
+PlausibleLocalDateTime = Annotated[LocalDateTime, AfterValidator(_within(PLAUSIBLE_EARLIEST))]
+
+#: No naltrexone dose exceeds the 380 mg XR injection (label); oral doses are at most
+#: 150 mg. A bound well above both refuses typos and 10**400 without judging the
+#: clinical value sets, which the rules check.
+MAX_DOSE_MG = 1000
+DoseMg = Annotated[int, Field(gt=0, le=MAX_DOSE_MG)]
+
+#: Codes (reason, advisory, alert codes) and short free text: bounded, so no value
+#: grows a stored document or a log line past reason.
+Code = Annotated[str, Field(min_length=1, max_length=64)]
+Identifier = Annotated[str, Field(min_length=1, max_length=128)]
+Text = Annotated[str, Field(max_length=500)]
+
 __all__ = [
     "STRICT",
     "PATIENT_ID_PATTERN",
@@ -133,6 +192,19 @@ __all__ = [
     "LocalTime",
     "ExactNumber",
     "PositiveExactNumber",
+    "PLAUSIBLE_EARLIEST",
+    "PLAUSIBLE_YEARS_AHEAD",
+    "HISTORY_EARLIEST",
+    "plausible_until",
+    "PlausibleDate",
+    "HistoryDate",
+    "PlausibleUtcDateTime",
+    "PlausibleLocalDateTime",
+    "MAX_DOSE_MG",
+    "DoseMg",
+    "Code",
+    "Identifier",
+    "Text",
     "format_utc",
     "format_local_minute",
     "date",

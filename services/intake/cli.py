@@ -4,15 +4,19 @@ from the same rules the intake worker runs."""
 from __future__ import annotations
 
 import json
-from datetime import date
+
+from pydantic import TypeAdapter, ValidationError
 
 from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
 from shared.cliutil import BadInput, bad_input, read_model
 from shared.clock import SystemClock
 from shared.events import IntakeRequested
 from shared.localtime import local_today
+from shared.types import PlausibleDate
 
 COMMAND = "intake evaluate"
+#: the evaluation date is bounded like every date of a plan (year 9999 would overflow)
+_AS_OF = TypeAdapter(PlausibleDate)
 
 
 def evaluate_command(path: str, as_of: str | None) -> int:
@@ -22,12 +26,13 @@ def evaluate_command(path: str, as_of: str | None) -> int:
         return bad_input(COMMAND, exc.errors)
     try:
         day = (
-            date.fromisoformat(as_of)
+            _AS_OF.validate_strings(as_of)
             if as_of
             else local_today(SystemClock().now(), request.timezone)
         )
-    except ValueError:
-        return bad_input(COMMAND, [("--as-of", "expected a date YYYY-MM-DD")])
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        return bad_input(COMMAND, [("--as-of", f"expected a date YYYY-MM-DD ({reason})")])
     try:
         decided = evaluate(request, day)
     except IntakeInputError as exc:

@@ -131,7 +131,7 @@ def faults(cluster: Cluster, log: list[str], days: int):
             cluster.procs.start(name)
             log.append(f"day {n}: kill -9 {name}")
         if n in HOSTILE_DAYS:
-            batch = hostile_batch(n)
+            batch = hostile_batch(n, cluster.now())
             await cluster.send_raw(batch)
             log.append(f"day {n}: {len(batch)} hostile messages")
         if n == pause_day:
@@ -152,12 +152,13 @@ COHORT, COHORT_DAYS, SEED = 200, 60, 11
 HOSTILE_DAYS = (3, 15, 40)
 
 
-def hostile_batch(day: int) -> list[tuple[str, str | None, bytes]]:
-    """Every kind of bad message on every inbound topic, for patients of their own."""
+def hostile_batch(day: int, now: datetime) -> list[tuple[str, str | None, bytes | None]]:
+    """Every kind of bad message on every inbound topic, for patients of their own,
+    stamped at the simulated ``now`` (or every one would be refused as from the future)."""
     out = []
     for t in INBOUND:
         for n, mutation in enumerate(fixed_mutations(t)):
-            key, value = hostile(t, f"hx{day}-{n}", n + 1, mutation)
+            key, value = hostile(t, f"hx{day}-{n}", n + 1, mutation, now)
             out.append((event_type(t).topic.name, key.decode() if key is not None else None, value))
     return out
 

@@ -34,7 +34,7 @@ def plan_created(patient: str, **consent) -> dict:
 def dose_due(patient: str) -> dict:
     return event(
         "ntx.dose.due.v1",
-        DUE,
+        T0,  # emitted ahead of its due time: never stamped after the receiving clock
         patient_id=patient,
         due_utc=DUE.isoformat(),
         due_local="2026-03-02T09:00",

@@ -84,3 +84,23 @@ async def _call(func, argv):
     import asyncio
 
     return await asyncio.to_thread(func, argv)
+
+
+async def test_replay_sends_the_original_key_and_value_exactly(infra, unique, operator_env, capsys):
+    """A key PostgreSQL text cannot hold (a NUL) is kept as bytes and replayed as it came."""
+    key = f"dlq-{unique}".encode() + b"\x00"
+    raw = json.dumps({"not": "an event", "n": unique}).encode()
+    runtime = Runtime(load_spec("alerts"), settings_for(infra), SystemClock(), schema="alerts")
+    await runtime.start()
+    try:
+        assert await runtime.process(CLINICAL_EVENTS.name, 0, 0, key, raw) == "dead"
+    finally:
+        await runtime.stop()
+    assert await _call(main, ["dlq", "list"]) == 0
+    letters = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (mine,) = [x for x in letters if x["key"] == f"dlq-{unique}\\x00"]  # shown escaped
+    assert await _call(main, ["dlq", "replay", mine["id"]]) == 0
+    got = await read_topic(
+        infra.bootstrap, CLINICAL_EVENTS.name, until=lambda ms: any(m.key == key for m in ms)
+    )
+    assert [m.value for m in got if m.key == key] == [raw]

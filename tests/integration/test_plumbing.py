@@ -43,7 +43,7 @@ def dose_event(patient: str, id_: str | None = None) -> dict:
         "ntx.dose.administered.v1",
         data,
         source="test/hs",
-        time=datetime(2026, 1, 5, 9, tzinfo=UTC),
+        time=datetime(2026, 1, 5, 8, tzinfo=UTC),  # the harness clock: not from the future
         id_=id_,
     )
 

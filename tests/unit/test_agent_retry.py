@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
 from shared.app import _until_handled
@@ -14,6 +16,7 @@ class FlakyRuntime:
     def __init__(self, failures: int):
         self.failures = failures
         self.handled: list[list[Message]] = []
+        self.shutdown_requested = asyncio.Event()
 
     async def process_batch(self, batch: list[Message]) -> list[str]:
         if self.failures:
