@@ -50,7 +50,9 @@ def _schedule(p: Patient, days: int) -> list:
         e for e in day_events(p, p.event_day, days) if e["type"] == "ntx.procedure.scheduled.v1"
     ]
     state = apply_procedure(
-        state, ProcedureScheduled.model_validate_json(json.dumps(notice["data"]))
+        state,
+        ProcedureScheduled.model_validate_json(json.dumps(notice["data"])),
+        datetime.fromisoformat(notice["time"]),
     )
     end = to_utc(datetime.combine(START + timedelta(days=days), time(0, 0)), "America/New_York")
     return due_items(state, to_utc(datetime.combine(START, time(0, 0)), "America/New_York"), end)

@@ -6,19 +6,23 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+#: DESIGN.md §4.3: how long one dose blocks, counted from administration. The
+#: scheduler's surgical holds (§4.2) count the same coverage, from this table.
+BLOCKADE_BY_MG: dict[int, timedelta] = {
+    # Seed / Revia label: 50 mg blocks 25 mg IV heroin for up to 24 hours;
+    # the 25 mg induction dose is counted the same (conservative: no longer).
+    25: timedelta(hours=24),
+    50: timedelta(hours=24),
+    # Revia label: 100 mg blocks for 48 hours, 150 mg for 72 hours.
+    100: timedelta(hours=48),
+    150: timedelta(hours=72),
+    # Seed / Vivitrol label: one 380 mg injection lasts about 4 weeks.
+    380: timedelta(days=28),
+}
+
 
 def _coverage() -> dict[int, timedelta]:
-    return {
-        # Seed / Revia label: 50 mg blocks 25 mg IV heroin for up to 24 hours;
-        # the 25 mg induction dose is counted the same (conservative: no longer).
-        25: timedelta(hours=24),
-        50: timedelta(hours=24),
-        # Revia label: 100 mg blocks for 48 hours, 150 mg for 72 hours.
-        100: timedelta(hours=48),
-        150: timedelta(hours=72),
-        # Seed / Vivitrol label: one 380 mg injection lasts about 4 weeks.
-        380: timedelta(days=28),
-    }
+    return dict(BLOCKADE_BY_MG)
 
 
 @dataclass(frozen=True)
