@@ -13,7 +13,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from shared import db
-from shared.envelope import InvalidEvent, parse
+from shared.envelope import InvalidEvent, check_recorded_times, parse
 from shared.infra import create_topics
 from shared.outbox import encode
 from shared.settings import get_settings
@@ -98,7 +98,8 @@ def _check(n: int, message: dict, unchecked: bool) -> None:
         raise ValueError(f"message {n}: subject: required")
     if not unchecked:
         try:
-            parse(encode(message))
+            # the services' own checks: the event's model and its recorded times
+            check_recorded_times(parse(encode(message)), datetime.now(UTC))
         except InvalidEvent as exc:
             raise ValueError(f"message {n}: {exc}") from None
 

@@ -3,6 +3,7 @@ relative timing, and go out as new messages."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -44,3 +45,24 @@ def test_the_example_intake_request_is_accepted_whenever_it_is_sent():
         (message,) = rebase(read_events(str(EXAMPLES / "intake_request.json")), now)
         request = IntakeRequested.model_validate_json(encode(message["data"]))
         assert evaluate(request, local_today(now, request.timezone)).decision == "accepted"
+
+
+def test_send_applies_the_services_checks_naming_the_field(tmp_path, capsys):
+    """``ntx send`` refuses what the services would: an implausible dose, a recorded
+    time more than 5 minutes ahead (DESIGN.md §3.3 r2)."""
+    from services.cli import main
+
+    (message,) = rebase(read_events(str(EXAMPLES / "dose_administered.json")), datetime.now(UTC))
+    cases = [
+        ({"dose_mg": 400}, "data.dose_mg"),
+        (
+            {"administered_at": (datetime.now(UTC) + timedelta(minutes=6)).isoformat()},
+            "data.administered_at",
+        ),
+    ]
+    for change, field in cases:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**message, "data": {**message["data"], **change}}))
+        assert main(["send", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"message 1: {field}: " in err and "Traceback" not in err
