@@ -347,6 +347,39 @@ EXPECTED = {
         ("alert.escalated", "hepatotoxicity"),
         ("alert.resolved", "hepatotoxicity"),
     ],
+    "adoption.jsonl": [("alert.raised", "missed_dose"), ("alert.resolved", "missed_dose")],
+    "never_started.jsonl": [
+        ("alert.raised", "missed_dose"),
+        ("alert.raised", "overdose_risk"),
+        ("alert.escalated", "overdose_risk"),
+    ],
+    "not_given.jsonl": [("alert.raised", "missed_dose"), ("alert.resolved", "missed_dose")],
+    "episodes.jsonl": [
+        ("alert.raised", "overdose_risk"),
+        ("alert.resolved", "overdose_risk"),
+        ("alert.raised", "overdose_risk"),
+        ("alert.escalated", "overdose_risk"),
+    ],
+    "specimen_order.jsonl": [
+        ("alert.raised", "opioid_use_detected"),
+        ("alert.escalated", "opioid_use_detected"),
+        ("alert.resolved", "opioid_use_detected"),
+    ],
+    "upgrade.jsonl": [
+        ("alert.raised", "hepatotoxicity"),
+        ("alert.escalated", "hepatotoxicity"),
+        ("alert.escalated", "hepatotoxicity"),
+        ("alert.resolved", "hepatotoxicity"),
+    ],
+    "tolerance_lost_after_hold.jsonl": [
+        ("alert.raised", "overdose_risk"),
+        ("alert.escalated", "overdose_risk"),
+    ],
+    "blockade_at_procedure.jsonl": [
+        ("alert.raised", "blockade_at_procedure"),
+        ("alert.resolved", "blockade_at_procedure"),
+        ("alert.raised", "overdose_risk"),
+    ],
 }
 
 
