@@ -347,6 +347,7 @@ EXPECTED = {
         ("alert.escalated", "hepatotoxicity"),
         ("alert.resolved", "hepatotoxicity"),
     ],
+    "deadline_instant.jsonl": [("alert.raised", "missed_dose")],
     "adoption.jsonl": [("alert.raised", "missed_dose"), ("alert.resolved", "missed_dose")],
     "never_started.jsonl": [
         ("alert.raised", "missed_dose"),
