@@ -136,6 +136,30 @@ class Cluster:
             self.clock.set(now)
             await self.settle()
 
+    async def start_service(self, name: str, *, from_end: bool = False) -> None:
+        """Start one more service while the others run. ``from_end``: its consumer
+        group begins at the topics' current ends, as for a service deployed after
+        their history (or their retention) passed: it never sees what came before."""
+        assert self.procs is not None
+        if from_end:
+            topics = [t.name for t in load_spec(name).topics]
+            await commit_ends(self.bootstrap, f"ntx-{name}", topics)
+        await self.close_probes()
+        self.services = (*self.services, name)
+        self.procs.start(name)
+        if not await asyncio.to_thread(self.procs.wait_healthy, 120, assigned=True):
+            raise RuntimeError(f"{name} did not become healthy; see logs in {self.data_dir}")
+
+    async def adopted(self) -> int:
+        """Patients the alerts service took under treatment without seeing a plan."""
+        conn = await db.connect(self.database_url, "public")
+        try:
+            return await conn.fetchval(
+                "SELECT count(*) FROM alerts.patient_state WHERE (state->>'adopted')::bool"
+            )
+        finally:
+            await conn.close()
+
     async def settle(self, timeout: float = 120.0) -> None:
         """Wait until two consecutive checks find nothing left to do."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -193,6 +217,21 @@ def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
 def partitions(topics: list[str]) -> list[TopicPartition]:
     by_name = {t.name: t for t in ALL_TOPICS}
     return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
+
+
+async def commit_ends(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commit ``group``'s offsets at the current ends of ``topics``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        parts = partitions(topics)
+        consumer.assign(parts)
+        ends = await consumer.end_offsets(parts)
+        await consumer.commit({tp: ends[tp] for tp in parts})
+    finally:
+        await consumer.stop()
 
 
 async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord]:
