@@ -4,7 +4,7 @@ and the deadlines that end post-stop and post-hold risk or escalate an alert."""
 
 from __future__ import annotations
 
-from services.alerts.domain.doses import missed_specs
+from services.alerts.domain.doses import missed_specs, restored
 from services.alerts.domain.lifecycle import (
     BLOCKADE_AT_PROCEDURE,
     BLOCKADE_LAPSED,
@@ -22,7 +22,9 @@ OFF_TREATMENT = (DISCONTINUED, TOLERANCE_LOST)
 
 def plan_created(step: Step, plan: ev.TreatmentPlan, event_id: str) -> None:
     """A (new) plan: under treatment again. Post-stop and post-hold risk stay flagged
-    until a dose or injection is recorded under it (blockade restored)."""
+    until a dose or injection is recorded under it (blockade restored); one recorded
+    since the plan's start already counts (doses and plans travel on different
+    topics, so the dose may come first)."""
     st = step.state
     off = st.stopped_at is not None or st.suspended
     off = off or any(step.is_open(spec) for spec in OFF_TREATMENT)
@@ -32,8 +34,12 @@ def plan_created(step: Step, plan: ev.TreatmentPlan, event_id: str) -> None:
     st.notify_external = plan.consent.notify_external
     st.suspended = st.on_hold = False
     st.stopped_at = None
-    st.dosed_since_plan, st.first_due_at = False, None
+    began = local_midnight_utc(plan.start_date, plan.timezone)
+    st.dosed_since_plan = st.last_dose_at is not None and st.last_dose_at >= began
+    st.first_due_at = None
     st.restoring = st.restoring or off
+    if st.restoring and st.dosed_since_plan:
+        restored(step)
 
 
 def stopped(step: Step, stop: ev.TreatmentStopped, event_id: str) -> None:

@@ -101,18 +101,24 @@ def administered(step: Step, kind: str, at: datetime, dose_mg: int) -> None:
     st = step.state
     end = at + step.s.coverage(dose_mg, injection=kind == "injection")
     st.coverage_until = max(st.coverage_until or end, end)
+    st.last_dose_at = max(st.last_dose_at or at, at)
     st.dosed_since_plan = True
     _settle_due(step, kind, at)
     for spec in missed_specs(kind):
         step.resolve(spec)
     step.resolve(BLOCKADE_LAPSED)
-    if st.active and st.restoring:  # blockade restored under a new plan
-        st.restoring = False
-        for spec, timer in ((DISCONTINUED, "post_stop"), (TOLERANCE_LOST, "post_hold")):
-            step.resolve(spec)
-            step.cancel(timer)
+    if st.active and st.restoring:
+        restored(step)
     if st.active:
         set_lapse_timer(step)
+
+
+def restored(step: Step) -> None:
+    """Blockade restored under a new plan: the post-stop and post-hold risks end."""
+    step.state.restoring = False
+    for spec, timer in ((DISCONTINUED, "post_stop"), (TOLERANCE_LOST, "post_hold")):
+        step.resolve(spec)
+        step.cancel(timer)
 
 
 def set_lapse_timer(step: Step) -> None:

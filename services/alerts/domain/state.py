@@ -53,6 +53,7 @@ class PatientAlertState(BaseModel):
     #: [r2] never started: with no dose recorded since the plan began, coverage
     #: counts as ended at the first due time.
     dosed_since_plan: bool = False
+    last_dose_at: datetime | None = None
     first_due_at: datetime | None = None
     outstanding: dict[str, Outstanding] = Field(default_factory=dict)
     unmatched: list[Administration] = Field(default_factory=list)

@@ -287,6 +287,7 @@ def test_post_stop_risk_lasts_60_days_without_restored_blockade(days, resolved_b
 def test_a_new_plan_alone_does_not_end_the_post_stop_risk():
     resumed = T0 + 5 * D
     new_plan = plan().replace(z(T0 - H), z(resumed)).replace('"e', '"n')
+    new_plan = new_plan.replace('"start_date": "2026-03-02"', '"start_date": "2026-03-07"')
     out = run(plan(), given(T0), stop(T0 + H), ack(T0 + 2 * H), new_plan, clock(resumed + 2 * H))
     assert kinds(out) == [("alert.raised", "overdose_risk", "discontinued")]
     restored = run(plan(), given(T0), stop(T0 + H), ack(T0 + 2 * H), new_plan, given(resumed + H))
@@ -404,6 +405,7 @@ def test_tolerance_lost_after_hold_is_raised_from_p1_and_ends_with_restored_bloc
     p1 = T0 + 5 * D
     resumed = p1 + 10 * D
     new_plan = plan().replace(z(T0 - H), z(resumed)).replace('"e', '"n')
+    new_plan = new_plan.replace('"start_date": "2026-03-02"', '"start_date": "2026-03-17"')
     out = run(
         plan("xr"),
         given(T0, 380, "injection"),
@@ -416,7 +418,7 @@ def test_tolerance_lost_after_hold_is_raised_from_p1_and_ends_with_restored_bloc
         ("alert.raised", "overdose_risk", "tolerance_lost_after_hold"),
         ("alert.resolved", "overdose_risk", "tolerance_lost_after_hold"),
     ]
-    assert out[0][0] == z(p1)
+    assert (out[0][0], out[1][0]) == (z(p1), z(resumed + H))
 
 
 @pytest.mark.parametrize("days, resolved", [(59, False), (60, True)])
@@ -520,3 +522,21 @@ def test_replay_refuses_times_past_the_calendar():
     late = '{"at": "9999-12-31T23:00:00Z", "type": "ntx.dose.due.v1", "id": "x", "data": {"patient_id": "p", "due_utc": "9999-12-31T23:00:00Z", "due_local": "9999-12-31T23:00", "dose_mg": 50}}'
     with pytest.raises(ReplayError, match="line 1: at"):
         list(replay_lines([late]))
+
+
+def test_a_dose_recorded_since_the_new_plans_start_restores_blockade_when_the_plan_arrives():
+    """Plans and doses travel on different topics: the resumed patient's first dose
+    may reach the alerts service before the new plan does."""
+    resumed = T0 + 5 * D
+    new_plan = plan().replace(z(T0 - H), z(resumed + 2 * H)).replace('"e', '"m')
+    new_plan = new_plan.replace('"start_date": "2026-03-02"', '"start_date": "2026-03-07"')
+    out = run(plan(), given(T0), stop(T0 + H), ack(T0 + 2 * H), given(resumed + H), new_plan)
+    assert kinds(out) == [
+        ("alert.raised", "overdose_risk", "discontinued"),
+        ("alert.resolved", "overdose_risk", "discontinued"),
+    ]
+    assert out[-1][0] == z(resumed + 2 * H)
+    before_start = run(
+        plan(), given(T0), stop(T0 + H), ack(T0 + 2 * H), given(resumed - D), new_plan
+    )
+    assert kinds(before_start) == [("alert.raised", "overdose_risk", "discontinued")]
