@@ -33,8 +33,11 @@ def held_dose_days(p: Patient) -> frozenset[int]:
     )
     begin = local_midnight_utc(START, ZONE)
     end = local_midnight_utc(START + timedelta(days=p.procedure_day + 1), ZONE)
+    # a dose already due when the notice arrives (its day's 09:00, before the 09:20
+    # notice) was emitted as due, and taken: only later days can be held
     return frozenset(
-        (local_today(item.due_utc, ZONE) - START).days
+        day
         for item in due_items(state, begin, end)
         if item.type == "ntx.dose.held.v1"
+        and (day := (local_today(item.due_utc, ZONE) - START).days) > p.event_day
     )
