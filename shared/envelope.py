@@ -214,16 +214,23 @@ def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "ntx:" + ":".join(parts)))
 
 
-#: Observations cannot come from the future; this much clock skew is tolerated.
-FUTURE_SKEW = timedelta(hours=1)
-RECORDED_AT = ("administered_at", "collected_at", "stopped_at")
+#: DESIGN.md §3.3 [r2]: a recorded time more than 5 minutes after the receiving
+#: service's clock is an input error (the clock skew tolerated, no more).
+FUTURE_SKEW = timedelta(minutes=5)
+RECORDED_AT = ("administered_at", "collected_at", "stopped_at", "recorded_at")
 
 
 def check_recorded_times(event: Event, now: datetime) -> None:
     """A dose, result or stop recorded after "now" is refused, naming the field: a
     far-future administration would otherwise stretch blockade coverage for years."""
-    fields = type(event.data).model_fields
+    check_recorded_data(event.data, now)
+
+
+def check_recorded_data(data: BaseModel, now: datetime) -> None:
+    """:func:`check_recorded_times` on an event's data alone: the one check the worker,
+    ``ntx alerts replay`` and ``ntx send`` apply."""
+    fields = type(data).model_fields
     for name in RECORDED_AT:
-        value = getattr(event.data, name) if name in fields else None
+        value = getattr(data, name) if name in fields else None
         if isinstance(value, datetime) and value > now + FUTURE_SKEW:
-            raise InvalidEvent(f"data.{name}", "in the future")
+            raise InvalidEvent(f"data.{name}", f"more than {FUTURE_SKEW} in the future")

@@ -7,14 +7,22 @@ registered beside the old one.
 from __future__ import annotations
 
 from datetime import time
-from typing import Literal
+from decimal import Decimal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from shared.types import (
     STRICT,
     Code,
-    DoseMg,
     ExactNumber,
     HistoryDate,
     Identifier,
@@ -57,6 +65,35 @@ Audience = Literal["care_team", "patient", "external"]
 #: DESIGN.md §3.1: dose time defaults to 09:00 local.
 DEFAULT_DOSE_TIME = time(9, 0)
 
+#: DESIGN.md §3.3 [r2]: the oral doses there are (seed / Revia label: 25 mg induction,
+#: 50 mg daily, 100 mg Mon/Wed and 150 mg Fri); any other oral dose is an input error.
+ORAL_DOSES_MG = (25, 50, 100, 150)
+#: DESIGN.md §3.3 [r2] / Vivitrol label: the one XR injection is 380 mg IM.
+XR_DOSE_MG = 380
+
+#: DESIGN.md §4.2 [r2]: 50 mg daily this many days before the Mon/Wed/Fri doses (the
+#: Revia label steps up through 50 mg daily before larger doses).
+DEFAULT_MWF_STEP_DAYS = 7
+
+OralDoseMg = Literal[25, 50, 100, 150]
+XrDoseMg = Literal[380]
+
+#: DESIGN.md §3.1 [r2]: the only deferrals a clinician's documented review may lift.
+OVERRIDABLE = ("depot_buprenorphine_requires_clinician", "pregnancy_clinician_review")
+
+
+def _overridable(code: str) -> str:
+    if code not in OVERRIDABLE:
+        raise ValueError(f"{code!r} may not be overridden (only {' and '.join(OVERRIDABLE)})")
+    return code
+
+
+OverridableCode = Annotated[
+    str,
+    AfterValidator(_overridable),
+    WithJsonSchema({"type": "string", "enum": list(OVERRIDABLE)}),
+]
+
 
 class Data(BaseModel):
     """Base of every event's ``data``: strict, and always keyed by the patient."""
@@ -80,6 +117,8 @@ class LastOpioidUse(Part):
 class UrineDrugScreen(Part):
     date: HistoryDate
     opioids_detected: bool
+    #: [r2] null or absent: not tested (standard opiate immunoassays miss fentanyl).
+    fentanyl_detected: bool | None = None
 
 
 class NaloxoneChallenge(Part):
@@ -94,6 +133,16 @@ class LiverFunction(Part):
     alt_uln: PositiveExactNumber
     ast_uln: PositiveExactNumber
 
+    @property
+    def uln_multiple(self) -> Decimal:
+        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
+
+
+def uln_multiple(alt: Decimal, ast: Decimal, alt_uln: Decimal, ast_uln: Decimal) -> Decimal:
+    """The higher of ALT/ULN and AST/ULN, exact (Decimal, never float): the measure
+    each service compares with its own thresholds."""
+    return max(alt / alt_uln, ast / ast_uln)
+
 
 class PlannedProcedure(Part):
     date: PlausibleDate
@@ -105,6 +154,13 @@ class Psychosocial(Part):
     employed: bool | None = None
     low_craving: bool | None = None
     failed_agonist_treatment: bool | None = None
+
+
+class ClinicianOverride(Part):
+    """[r2] A clinician's documented review lifting deferrals that need one."""
+
+    by: str = Field(min_length=1, max_length=128)
+    codes: list[OverridableCode] = Field(min_length=1, max_length=len(OVERRIDABLE))
 
 
 class Consent(Part):
@@ -126,6 +182,7 @@ class IntakeRequested(Data):
     conditions: list[Condition] = Field(default_factory=list, max_length=16)
     planned_procedures: list[PlannedProcedure] = Field(default_factory=list, max_length=32)
     psychosocial: Psychosocial | None = None
+    clinician_override: ClinicianOverride | None = None
     consent: Consent = Field(default_factory=Consent)
     dose_time: LocalTime = DEFAULT_DOSE_TIME
 
@@ -148,6 +205,8 @@ class TreatmentPlan(Data):
     formulation: Formulation
     oral_regimen: OralRegimen | None
     induction_days: int | None = Field(ge=0, le=3)
+    #: [r2] days of 50 mg daily before Mon/Wed/Fri; mwf plans only (default 7).
+    mwf_step_days: int | None = Field(default=None, ge=0, le=14, validate_default=True)
     dose_time: LocalTime
     start_date: PlausibleDate
     lft_interval_months: int = Field(default=3, ge=1, le=6)
@@ -157,14 +216,25 @@ class TreatmentPlan(Data):
     advisories: list[Code] = Field(default_factory=list, max_length=32)
     consent: Consent = Field(default_factory=Consent)
 
+    @field_validator("mwf_step_days")
+    @classmethod
+    def _mwf_step_default(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """An mwf plan without ``mwf_step_days`` gets the default (plans stored
+        before revision 2 load with it too)."""
+        if value is None and info.data.get("oral_regimen") == "mwf":
+            return DEFAULT_MWF_STEP_DAYS
+        return value
+
     @model_validator(mode="after")
     def _oral_fields_match_formulation(self) -> TreatmentPlan:
         if self.formulation == "xr":
-            for name in ("oral_regimen", "induction_days"):
+            for name in ("oral_regimen", "induction_days", "mwf_step_days"):
                 if getattr(self, name) is not None:
                     raise ValueError(f"{name}: must be null with formulation xr")
         elif self.oral_regimen is None or self.induction_days is None:
             raise ValueError("oral_regimen: oral plans need oral_regimen and induction_days")
+        elif self.oral_regimen == "daily" and self.mwf_step_days is not None:
+            raise ValueError("mwf_step_days: only with oral_regimen mwf")
         return self
 
 
@@ -194,20 +264,20 @@ class IntakeDecided(Data):
 class DoseDue(Data):
     due_utc: PlausibleUtcDateTime
     due_local: PlausibleLocalDateTime
-    dose_mg: DoseMg
+    dose_mg: OralDoseMg
 
 
 class DoseHeld(Data):
     due_utc: PlausibleUtcDateTime
     due_local: PlausibleLocalDateTime
-    dose_mg: DoseMg
+    dose_mg: OralDoseMg
     reason: Code
 
 
 class InjectionDue(Data):
     due_utc: PlausibleUtcDateTime
     due_local: PlausibleLocalDateTime
-    dose_mg: DoseMg
+    dose_mg: XrDoseMg
     requires_uds: bool
 
 
@@ -232,17 +302,35 @@ class LabDue(DateDue):
 
 class DoseAdministered(Data):
     administered_at: PlausibleUtcDateTime
-    dose_mg: DoseMg
+    #: [r2] an oral dose outside {25, 50, 100, 150} mg is an input error, never mapped.
+    dose_mg: OralDoseMg
 
 
 class InjectionAdministered(Data):
     administered_at: PlausibleUtcDateTime
-    dose_mg: DoseMg
+    #: [r2] an injection other than 380 mg is an input error.
+    dose_mg: XrDoseMg
+
+
+class DoseNotGiven(Data):
+    """[r2] ``ntx.dose.not_given.v1``: a dose or injection recorded as not given
+    (FHIR ``MedicationAdministration.status = not-done``)."""
+
+    due_utc: PlausibleUtcDateTime | None
+    recorded_at: PlausibleUtcDateTime
+    kind: Literal["dose", "injection"]
+    reason: Literal["patient_refused", "patient_absent", "clinical_hold", "supply", "other"]
 
 
 class UdsResulted(Data):
     collected_at: PlausibleUtcDateTime
     opioids_detected: bool
+    #: [r2] null or absent: not tested.
+    fentanyl_detected: bool | None = None
+
+    @property
+    def positive(self) -> bool:
+        return self.opioids_detected or self.fentanyl_detected is True
 
 
 class LabResulted(Data):
@@ -251,6 +339,10 @@ class LabResulted(Data):
     ast: ExactNumber
     alt_uln: PositiveExactNumber
     ast_uln: PositiveExactNumber
+
+    @property
+    def uln_multiple(self) -> Decimal:
+        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
 
 
 class ProcedureScheduled(Data):
@@ -265,6 +357,9 @@ class TreatmentStopped(Data):
 
 class AlertAcknowledged(Data):
     alert: str = Field(min_length=1, max_length=64)
+    #: [r2] acknowledges exactly that alert; without it, the alert of this code open
+    #: at that moment.
+    alert_id: str | None = Field(default=None, min_length=1, max_length=128)
     by: str = Field(min_length=1, max_length=128)
 
 

@@ -21,3 +21,9 @@ def local_midnight_utc(day: date, zone: str) -> datetime:
 
 def local_today(now: datetime, zone: str) -> date:
     return now.astimezone(ZoneInfo(zone)).date()
+
+
+def wall_clock(moment: datetime, zone: str) -> datetime:
+    """The naive local wall-clock time of a UTC ``moment``: what a due time built by
+    :func:`to_utc` shows (a time in a DST gap shows as the moved time, 03:30 for 02:30)."""
+    return moment.astimezone(ZoneInfo(zone)).replace(tzinfo=None)

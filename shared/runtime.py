@@ -403,12 +403,13 @@ class Runtime:
     async def _fire_overdue(self, conn: asyncpg.Connection, patients: list[str]) -> None:
         """Before a batch's input, the deadlines of its patients that are already due
         fire, as they would have on time: whether the timer loop got there first never
-        changes the outcome. A failing timer (a defect) rolls back alone and is left to
-        the timer loop; the input goes on."""
+        changes the outcome. A deadline at exactly this instant waits: the input is on
+        time (:func:`shared.timers.fires_before_input`). A failing timer (a defect)
+        rolls back alone and is left to the timer loop; the input goes on."""
         if self.spec.on_timers is None or not patients:
             return
         now = self.clock.now()
-        due = await timers.claim_due(conn, now, patients)
+        due = await timers.claim_due(conn, now, patients, before_input=True)
         if not due:
             return
         try:

@@ -67,15 +67,28 @@ async def due_patients(
     return list(dict.fromkeys(r["patient_id"] for r in rows)), len(rows) == limit
 
 
-async def claim_due(conn: asyncpg.Connection, now: datetime, patients: list[str]) -> list[TimerRow]:
+def fires_before_input(due_at: datetime, input_at: datetime) -> bool:
+    """DESIGN.md §4.3 r2, the deadline instant: an input stamped exactly at a deadline
+    is applied before the deadline fires (on time means at or before), so before an
+    input at ``input_at`` only deadlines strictly earlier fire. The worker (through
+    :func:`claim_due`), ``ntx alerts replay`` and the simulator all follow this rule;
+    with no input at that instant, a deadline fires once its moment has come."""
+    return due_at < input_at
+
+
+async def claim_due(
+    conn: asyncpg.Connection, now: datetime, patients: list[str], *, before_input: bool = False
+) -> list[TimerRow]:
     """Lock and return the due timers of ``patients`` (whose locks the caller holds),
     oldest first; call inside a transaction and delete each with :func:`cancel_many`
-    in that same transaction once handled."""
+    in that same transaction once handled. ``before_input``: only those that fire
+    before an input arriving ``now`` (:func:`fires_before_input`)."""
     if not patients:
         return []
+    due = "due_at < $1" if before_input else "due_at <= $1"
     rows = await conn.fetch(
         "SELECT patient_id, key, kind, due_at, payload FROM timers"
-        " WHERE due_at <= $1 AND patient_id = ANY($2)"
+        f" WHERE {due} AND patient_id = ANY($2)"
         " ORDER BY due_at, patient_id, key FOR UPDATE SKIP LOCKED",
         now,
         patients,

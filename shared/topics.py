@@ -101,6 +101,7 @@ _TYPES = [
     _t("reinduction.required.v1", ev.DateDue, SCHEDULE, "ntx/scheduler"),
     _t("dose.administered.v1", ev.DoseAdministered, CLINICAL_EVENTS, "health_system"),
     _t("injection.administered.v1", ev.InjectionAdministered, CLINICAL_EVENTS, "health_system"),
+    _t("dose.not_given.v1", ev.DoseNotGiven, CLINICAL_EVENTS, "health_system"),
     _t("uds.resulted.v1", ev.UdsResulted, CLINICAL_EVENTS, "health_system"),
     _t("lab.resulted.v1", ev.LabResulted, CLINICAL_EVENTS, "health_system"),
     _t("procedure.scheduled.v1", ev.ProcedureScheduled, CLINICAL_EVENTS, "health_system"),

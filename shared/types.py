@@ -28,9 +28,14 @@ STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 PatientId = Annotated[str, Field(pattern=PATIENT_ID_PATTERN, min_length=1, max_length=64)]
 
 _ZONES = frozenset(available_timezones())
+#: DESIGN.md §4.2 [r2]: tzdata ships these names, but none is a patient's zone:
+#: ``localtime`` is the host's, ``posixrules`` a template, ``Factory`` a placeholder.
+NOT_PATIENT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
 
 
 def _check_zone(name: str) -> str:
+    if name in NOT_PATIENT_ZONES:
+        raise ValueError(f"{name!r} is not a patient's IANA time zone (e.g. Europe/London)")
     if name not in _ZONES:
         raise ValueError(f"unknown IANA time zone {name!r}")
     try:

@@ -2,8 +2,11 @@
 clock, with state in memory and timers in a heap: the worker's rules, not a copy.
 
 Before an event line at ``at``, timers due strictly before ``at`` fire (an event at
-a deadline counts as on time); a ``"clock"`` line fires every timer due at or before
-its ``at``. Repeated ``id``s are ignored, as the worker's inbox does.
+a deadline counts as on time: :func:`shared.timers.fires_before_input`, the worker's
+rule too); a ``"clock"`` line fires every timer due at or before its ``at``. A
+deadline is never set before the moment that caused it, so output is in time order.
+Input gets the worker's checks: the event models, and no recorded time more than
+5 minutes after the line's ``at``. Repeated ``id``s are ignored, as the inbox does.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.alerts.domain.engine import Outcome, Timer, handle, on_timer
 from services.alerts.domain.state import PatientAlertState
-from shared.envelope import InvalidEvent, first_error, parse_data
+from shared.envelope import InvalidEvent, check_recorded_data, first_error, parse_data
+from shared.timers import fires_before_input
 from shared.topics import EVENT_TYPES, short_type
 from shared.types import UtcDateTime, format_utc
 
@@ -45,6 +49,7 @@ class MemoryStore:
     timers: dict[tuple[str, str], Timer] = field(default_factory=dict)
     heap: list[tuple[datetime, str, str]] = field(default_factory=list)
     seen: set[tuple[str, str]] = field(default_factory=set)
+    adopted: int = 0
 
     def apply(self, patient_id: str, outcome: Outcome) -> None:
         self.states[patient_id] = outcome.state
@@ -57,7 +62,7 @@ class MemoryStore:
     def pop_due(self, until: datetime, inclusive: bool) -> tuple[str, Timer] | None:
         while self.heap:
             due_at, patient_id, key = self.heap[0]
-            if due_at > until or (due_at == until and not inclusive):
+            if due_at > until or not (inclusive or fires_before_input(due_at, until)):
                 return None
             heapq.heappop(self.heap)
             timer = self.timers.get((patient_id, key))
@@ -77,9 +82,12 @@ def replay_lines(lines: Iterable[str]) -> Iterator[dict]:
         if last is not None and line.at < last:
             raise ReplayError(number, "at", "lines must be in time order")
         last = line.at
-        yield from _fire_timers(store, line.at, inclusive=line.type == "clock")
-        if line.type != "clock":
-            yield from _apply(store, number, line)
+        try:
+            yield from _fire_timers(store, line.at, inclusive=line.type == "clock")
+            if line.type != "clock":
+                yield from _apply(store, number, line)
+        except OverflowError:  # a deadline past the end of the calendar
+            raise ReplayError(number, "at", "too late in the calendar") from None
 
 
 def _parse_line(number: int, text: str) -> ReplayLine:
@@ -102,11 +110,13 @@ def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[dict]:
     store.seen.add(key)
     try:
         data = parse_data(EVENT_TYPES[line.type], line.data or {})
+        check_recorded_data(data, line.at)
     except InvalidEvent as exc:
         raise ReplayError(number, exc.field, exc.message) from None
     patient_id = data.patient_id  # type: ignore[attr-defined]
     outcome = handle(store.states.get(patient_id), line.type, data, line.id or "", line.at)
     store.apply(patient_id, outcome)
+    store.adopted += outcome.adopted
     yield from _alert_lines(outcome, line.at)
 
 

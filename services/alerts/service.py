@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from prometheus_client import Counter
+
 from services.alerts.domain.engine import HANDLERS, Outcome, Timer
 from services.alerts.domain.engine import handle as engine_handle
 from services.alerts.domain.engine import on_timer as engine_on_timer
@@ -16,6 +18,13 @@ from shared.envelope import Event
 from shared.runtime import Context, ServiceSpec
 from shared.timers import TimerRow
 from shared.topics import CLINICAL_EVENTS, SCHEDULE
+
+#: DESIGN.md §4.3 r2: a patient adopted without a plan seen is counted, so operators
+#: see a deployment, retention or restore gap instead of silence.
+ADOPTED = Counter(
+    "ntx_patients_adopted_total",
+    "Patients the alerts service took under treatment without having seen their plan",
+)
 
 AUDIT = (
     "INSERT INTO alert_audit (event_id, patient_id, type, alert_id, alert, severity, detail, at)"
@@ -31,6 +40,8 @@ async def handle_batch(ctx: Context, events: list[Event]) -> None:
         outcome = engine_handle(
             state, event.type, event.data, event.envelope.id, ctx.now, in_place=True
         )
+        if outcome.adopted:
+            ADOPTED.inc()
         states[event.patient_id] = _apply(ctx, event.patient_id, outcome)
     await _save(ctx, states.items())
 

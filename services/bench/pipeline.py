@@ -20,7 +20,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.cluster import Cluster, read_all, wire
-from services.simulate import START, ZONE, Patient, check, cohort, day_events
+from services.simulate import FIRST_DAY, START, ZONE, Patient, check, cohort, day_events
 from shared import db
 from shared.infra import create_topics
 from shared.localtime import to_utc
@@ -49,7 +49,7 @@ class PipelineResult:
 
 def measure(data_dir: Path, patients_n: int, days: int, *, with_raw: bool) -> PipelineResult:
     patients = cohort(patients_n, days, SEED)
-    with Cluster(data_dir, _local(0, 5, 0)) as cluster:
+    with Cluster(data_dir, _local(FIRST_DAY, 5, 0)) as cluster:
         seconds = asyncio.run(_drive(cluster, patients, days))
         records = asyncio.run(read_all(cluster.bootstrap, OUTPUTS))
         version = asyncio.run(_postgres_version(cluster.database_url))
@@ -76,11 +76,12 @@ def _local(day: int, hour: int, minute: int) -> datetime:
 async def _drive(cluster: Cluster, patients: list[Patient], days: int) -> float:
     """One clock step per simulated day: to 09:20 local, where the day's doses are due
     and the health system sends what the patients did; then wait until quiet."""
-    script = [wire([e for p in patients for e in day_events(p, n, days)]) for n in range(days)]
+    days_run = range(FIRST_DAY, days)  # the cohort's first patients enrol the day before
+    script = [wire([e for p in patients for e in day_events(p, n, days)]) for n in days_run]
     began = time.perf_counter()  # the load is made beforehand: the clock measures the system
-    for n in range(days):
+    for n, messages in zip(days_run, script, strict=True):
         cluster.clock.set(_local(n, 9, 20))
-        await cluster.send_raw(script[n])
+        await cluster.send_raw(messages)
         await cluster.settle(timeout=600)
     cluster.clock.set(_local(days, 0, 0))
     await cluster.settle(timeout=600)

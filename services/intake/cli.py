@@ -8,6 +8,7 @@ import json
 from pydantic import TypeAdapter, ValidationError
 
 from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
+from services.intake.domain.settings import DEFAULT_SETTINGS
 from shared.cliutil import BadInput, bad_input, read_model
 from shared.clock import SystemClock
 from shared.events import IntakeRequested
@@ -24,15 +25,15 @@ def evaluate_command(path: str, as_of: str | None) -> int:
         request = read_model(path, IntakeRequested)
     except BadInput as exc:
         return bad_input(COMMAND, exc.errors)
+    today = local_today(SystemClock().now(), request.timezone)
     try:
-        day = (
-            _AS_OF.validate_strings(as_of)
-            if as_of
-            else local_today(SystemClock().now(), request.timezone)
-        )
+        day = _AS_OF.validate_strings(as_of) if as_of else today
     except ValidationError as exc:
         reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
         return bad_input(COMMAND, [("--as-of", f"expected a date YYYY-MM-DD ({reason})")])
+    ahead = DEFAULT_SETTINGS.evaluation_max_days_ahead
+    if (day - today).days > ahead:
+        return bad_input(COMMAND, [("--as-of", f"more than {ahead} days after today ({today})")])
     try:
         decided = evaluate(request, day)
     except IntakeInputError as exc:

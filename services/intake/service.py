@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from services.intake.domain.rules import IntakeInputError, decision_event_type, evaluate
+from services.intake.domain.rules import Decided, IntakeInputError, decide, decision_event_type
 from shared.envelope import Envelope, Event, InvalidEvent, stable_id
 from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_midnight_utc, local_today
@@ -22,8 +22,9 @@ from shared.topics import INTAKE_REQUESTS
 RECHECK = "recheck"
 AUDIT = (
     "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
-    " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id,"
+    " overridden_by, overridden)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 )
 
 
@@ -49,14 +50,14 @@ async def handle_batch(ctx: Context, events: list[Event]) -> None:
             continue
         decided = _evaluate(request, local_today(ctx.now, request.timezone))
         on_file[request.patient_id] = env.time
-        changed[request.patient_id] = _Current(env, request, decided.decision)
-        _publish(ctx, env.source, env.id, decided, "request", request.timezone)
+        changed[request.patient_id] = _Current(env, request, decided.decided.decision)
+        _publish(ctx, env.source, env.id, decided, "request", request)
     await _store(ctx, list(changed.values()))
 
 
-def _evaluate(request: IntakeRequested, as_of: date) -> IntakeDecided:
+def _evaluate(request: IntakeRequested, as_of: date) -> Decided:
     try:
-        return evaluate(request, as_of)
+        return decide(request, as_of)
     except IntakeInputError as exc:
         field, message = exc.errors[0]
         raise InvalidEvent(f"data.{field}", message) from None
@@ -71,15 +72,15 @@ async def on_timer(ctx: Context, timer: TimerRow) -> None:
     if row is None or row["request_id"] != timer.payload.get("request_id"):
         return  # superseded since the timer was set
     request = IntakeRequested.model_validate_json(row["request"])
-    decided = evaluate(request, date.fromisoformat(timer.payload["as_of"]))
+    decided = _evaluate(request, date.fromisoformat(timer.payload["as_of"]))
     await ctx.conn.execute(
         "UPDATE patients SET decision = $2, updated_at = $3 WHERE patient_id = $1",
         timer.patient_id,
-        decided.decision,
+        decided.decided.decision,
         ctx.now,
     )
-    trigger = f"recheck:{decided.as_of}"
-    _publish(ctx, row["request_source"], row["request_id"], decided, trigger, request.timezone)
+    trigger = f"recheck:{decided.decided.as_of}"
+    _publish(ctx, row["request_source"], row["request_id"], decided, trigger, request)
 
 
 async def _requested_at(ctx: Context, patients: set[str]) -> dict[str, datetime]:
@@ -112,17 +113,36 @@ async def _store(ctx: Context, current: list[_Current]) -> None:
 
 
 def _publish(
-    ctx: Context, source: str, request_id: str, decided: IntakeDecided, trigger: str, zone: str
+    ctx: Context,
+    source: str,
+    request_id: str,
+    result: Decided,
+    trigger: str,
+    request: IntakeRequested,
 ) -> None:
+    decided = result.decided
     event_id = stable_id(source, request_id, trigger)
     ctx.emit(decision_event_type(decided), decided, id_=event_id)
-    _audit(ctx, source, request_id, decided, trigger.split(":")[0], event_id)
-    _schedule_recheck(ctx, request_id, decided, zone)
+    override = request.clinician_override if result.overridden else None
+    _audit(
+        ctx,
+        source,
+        request_id,
+        decided,
+        trigger.split(":")[0],
+        event_id,
+        (override.by if override else None, result.overridden),
+    )
+    _schedule_recheck(ctx, request_id, decided, request.timezone)
 
 
 def _schedule_recheck(ctx: Context, request_id: str, decided: IntakeDecided, zone: str) -> None:
-    """A deferral with a known earliest start is looked at again on that date."""
-    if decided.decision != "deferred" or decided.earliest_start_date is None:
+    """A deferral with a known earliest start after today is looked at again on that
+    date. One whose earliest start is today itself (a positive naloxone challenge
+    from yesterday or before) waits for new input: the same request evaluated again
+    today would defer again, so a timer would only fire over and over."""
+    due = decided.earliest_start_date
+    if decided.decision != "deferred" or due is None or due <= decided.as_of:
         ctx.cancel_timer(decided.patient_id, RECHECK)
         return
     ctx.set_timer(
@@ -143,7 +163,9 @@ def _audit(
     decided: IntakeDecided,
     trigger: str,
     event_id: str | None,
+    overrides: tuple[str | None, list[str]] = (None, []),
 ) -> None:
+    """One append-only row per decision, with who overrode which reasons."""
     d = decided.model_dump(mode="json")
     ctx.defer(
         AUDIT,
@@ -161,6 +183,8 @@ def _audit(
             d["advisories"],
             d["plan"],
             event_id,
+            overrides[0],
+            overrides[1],
         ),
     )
 
@@ -182,6 +206,8 @@ def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequested) -> 
             [],
             None,
             None,
+            None,
+            [],
         ),
     )
 

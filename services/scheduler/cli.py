@@ -20,6 +20,10 @@ def preview(path: str, days: int) -> int:
         plan = read_model(path, TreatmentPlan)
     except BadInput as exc:
         return bad_input(COMMAND, exc.errors)
-    for line in preview_lines(plan, days):
+    try:
+        lines = preview_lines(plan, days)
+    except OverflowError:  # a start at the end of the calendar: its days do not exist
+        return bad_input(COMMAND, [("start_date", f"too late in the calendar for {days} days")])
+    for line in lines:
         print(json.dumps(line))
     return 0

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from services.scheduler.domain import (
     PlanState,
     apply_injection,
+    apply_lab,
     apply_procedure,
     apply_stop,
     new_state,
@@ -22,12 +23,13 @@ from shared.localtime import local_midnight_utc
 from shared.runtime import Context
 
 CREATES = "ntx.intake.accepted.v1"
-#: What each input does to a plan; every other type on the scheduler's topics
-#: (deferrals, doses, results) changes no schedule.
+#: What each input does to a plan, given the moment it arrives; every other type on
+#: the scheduler's topics (deferrals, doses, screens) changes no schedule.
 UPDATES = {
     "ntx.procedure.scheduled.v1": apply_procedure,
     "ntx.injection.administered.v1": apply_injection,
     "ntx.treatment.stopped.v1": apply_stop,
+    "ntx.lab.resulted.v1": apply_lab,
 }
 
 
@@ -50,7 +52,7 @@ async def handle_batch(ctx: Context, events: list[Event]) -> None:
         plan = plans.get(event.patient_id)
         if plan is None:
             continue  # no plan: nothing to reschedule (alerts still records the event)
-        plan.state = UPDATES[event.type](plan.state, event.data)
+        plan.state = UPDATES[event.type](plan.state, event.data, ctx.now)  # type: ignore[operator]
         plan.since = plan.since or ctx.now
     await _save(ctx, {pid: p for pid, p in plans.items() if p.since is not None})
 

@@ -130,6 +130,47 @@ async def test_a_deadline_already_due_fires_before_the_input_that_follows_it(inf
     ]
 
 
+async def test_an_input_at_the_deadline_instant_is_applied_before_the_deadline(infra, unique):
+    """DESIGN.md §4.3 r2: on time means at or before. The dose is recorded exactly at
+    the missed-dose deadline: the worker applies it first, as replay does, so no
+    alert; the deadline, fired later, finds its due settled."""
+    patient, schema = f"instant-{unique}", f"alerts_{unique}"
+    clock = SimulatedClock(T0)
+    deadline = DUE + timedelta(hours=12)
+    async with Harness(SPEC, infra, schema, clock=clock, timer_poll_s=3600) as h:
+        await send(infra.bootstrap, plan_created(patient))
+        await send(infra.bootstrap, dose_due(patient))
+        assert await eventually(lambda: _settled(h, patient, 2))
+        clock.set(deadline)
+        await send(infra.bootstrap, administered(patient, deadline))
+        assert await eventually(lambda: _settled(h, patient, 3))
+        clock.set(deadline + timedelta(minutes=1))
+        await h.runtime.fire_due_timers()
+        rows = await audit(infra, schema, patient)
+    assert rows == []
+
+
+async def test_an_unknown_patient_is_adopted_and_counted(infra, unique):
+    """DESIGN.md §4.3 r2: a due for a patient whose plan this service never saw is
+    not dropped: the patient is adopted (care team only) and counted in a metric."""
+    from services.alerts.service import ADOPTED
+
+    patient, schema = f"adopt-{unique}", f"alerts_{unique}"
+    clock = SimulatedClock(T0)
+    before = ADOPTED._value.get()
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, dose_due(patient))
+        assert await eventually(lambda: _settled(h, patient, 1))
+        clock.set(DUE + timedelta(hours=12))
+        alerts = await on_topic(infra, ALERTS.name, patient, 1)
+        notes = await on_topic(infra, NOTIFICATIONS.name, patient, 1)
+    assert [(a["type"], a["data"]["alert"]) for a in alerts] == [
+        ("ntx.alert.raised.v1", "missed_dose")
+    ]
+    assert [n["data"]["audience"] for n in notes] == ["care_team"]
+    assert ADOPTED._value.get() == before + 1
+
+
 def administered(patient: str, at: datetime) -> dict:
     return event("ntx.dose.administered.v1", at, patient_id=patient, administered_at=at, dose_mg=50)
 

@@ -133,5 +133,45 @@ async def test_newer_request_supersedes_older(infra, unique):
     assert len(out) == 1 and out[0]["data"]["plan"]["formulation"] == "oral"
 
 
+async def test_override_is_audited_with_who_and_what(infra, unique):
+    """DESIGN.md §4.1 r2: the overridden reason leaves the decision, its advisories
+    say clinician_override, and the audit row records who overrode what."""
+    patient = f"ovr-{unique}"
+    override = {"by": "dr-7", "codes": ["pregnancy_clinician_review"]}
+    envelope = request(patient, conditions=["pregnancy"], clinician_override=override)
+    async with Harness(SPEC, infra, f"intake_{unique}", clock=SimulatedClock(NOW)) as h:
+        await send(infra, envelope)
+        out = await decisions(infra, patient, 1)
+        assert await eventually(lambda: _settled(h, patient, 1))
+        rows = await audit_rows(infra, f"intake_{unique}", patient)
+    assert out[0]["type"] == "ntx.intake.accepted.v1"
+    assert "clinician_override" in out[0]["data"]["advisories"]
+    assert [(r["overridden_by"], r["overridden"]) for r in rows] == [
+        ("dr-7", ["pregnancy_clinician_review"])
+    ]
+
+
+async def test_a_deferral_whose_earliest_start_is_today_is_not_rechecked_in_a_loop(infra, unique):
+    """A positive challenge from yesterday: earliest start is today (never before
+    as_of); evaluating the same request again today changes nothing, so no re-check
+    timer is set (one would fire again and again)."""
+    patient = f"nal-{unique}"
+    envelope = request(patient, naloxone_challenge={"date": "2026-03-09", "result": "positive"})
+    schema = f"intake_{unique}"
+    async with Harness(SPEC, infra, schema, clock=SimulatedClock(NOW)) as h:
+        await send(infra, envelope)
+        out = await decisions(infra, patient, 1)
+        assert await eventually(lambda: _settled(h, patient, 1))
+        conn = await db.connect(infra.database_url, schema)
+        try:
+            timers = await conn.fetchval(
+                "SELECT count(*) FROM timers WHERE patient_id = $1", patient
+            )
+        finally:
+            await conn.close()
+    assert out[0]["data"]["earliest_start_date"] == "2026-03-10"
+    assert timers == 0
+
+
 async def _settled(h: Harness, patient: str, n: int) -> bool:
     return len(h.outcomes_for(patient)) >= n

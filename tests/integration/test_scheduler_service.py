@@ -13,7 +13,7 @@ from shared import db
 from shared.clock import SimulatedClock
 from shared.runtime import Runtime
 from shared.topics import SCHEDULE
-from tests.integration.builders import accepted, plan, send
+from tests.integration.builders import accepted, event, plan, send
 from tests.integration.harness import (
     Harness,
     eventually,
@@ -115,6 +115,71 @@ async def test_items_missed_during_downtime_are_emitted_late(infra, unique):
     rows = [r for r in await due_rows(infra, schema, patient) if r["emitted_at"] is not None]
     doses = [r for r in rows if r["type"] == "ntx.dose.due.v1"]
     assert len(doses) == 2 and all(r["late"] for r in doses)
+
+
+async def test_a_procedure_reported_after_its_day_emits_reinduction_at_once(infra, unique):
+    """DESIGN.md §4.2 r2: an emergency reported two days later: what remains is held
+    (nothing), and reinduction.required comes at once since P+1 has begun."""
+    schema, patient = f"sched_{unique}", f"proc-{unique}"
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, accepted(plan(patient, START), T0))
+        assert await eventually(lambda: _settled(h, patient))
+        reported = T0 + timedelta(days=3)  # 5 March; the operation was on the 3rd
+        clock.set(reported)
+        await eventually(lambda: _emitted_up_to(infra, schema, patient, clock.now()))
+        notice = event(
+            "ntx.procedure.scheduled.v1",
+            reported,
+            patient_id=patient,
+            date="2026-03-03",
+            requires_opioid_analgesia=True,
+        )
+        await send(infra.bootstrap, notice)
+        events = await patient_messages(
+            infra.bootstrap,
+            SCHEDULE.name,
+            patient,
+            1 + 4 + 1,  # the plan, four doses due (2-5 March), the notice
+        )
+    notices = [e for e in events if e["type"] == "ntx.reinduction.required.v1"]
+    assert [(n["data"]["due_local"], n["time"]) for n in notices] == [
+        ("2026-03-04", "2026-03-05T12:00:00Z")
+    ]
+    assert not [r for r in await due_rows(infra, schema, patient) if r["emitted_at"] is None]
+
+
+async def test_a_raised_liver_result_makes_the_schedule_monthly(infra, unique):
+    """The scheduler acts on lab results (DESIGN.md §4.2 r2)."""
+    schema, patient = f"sched_{unique}", f"lft-{unique}"
+    clock = SimulatedClock(T0)
+    async with Harness(SPEC, infra, schema, clock=clock) as h:
+        await send(infra.bootstrap, accepted(plan(patient, START), T0))
+        result = event(
+            "ntx.lab.resulted.v1",
+            T0,
+            patient_id=patient,
+            collected_at=T0,
+            alt="120.3",
+            ast=20,
+            alt_uln="40.1",
+            ast_uln=40,
+        )
+        await send(infra.bootstrap, result)
+        assert await eventually(lambda: _count(h, patient, 2))
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        state = await conn.fetchval(
+            "SELECT state->>'lft_monthly_from' FROM plans WHERE patient_id = $1", patient
+        )
+    finally:
+        await conn.close()
+    assert h.outcomes_for(patient) == ["handled", "handled"]
+    assert state == "2026-03-02"
+
+
+async def _count(h: Harness, patient: str, n: int) -> bool:
+    return len(h.outcomes_for(patient)) >= n
 
 
 async def _settled(h: Harness, patient: str) -> bool:

@@ -167,3 +167,24 @@ def test_reading_stops_at_the_limit(monkeypatch, capsys):
 def test_dev_zero_is_refused(capsys):
     assert main(["send", "/dev/zero"]) == 2
     assert "FILE: larger than" in capsys.readouterr().err
+
+
+def test_send_applies_the_services_checks_naming_the_field(tmp_path, capsys):
+    """``ntx send`` refuses what the services would: an implausible dose, a recorded
+    time more than 5 minutes ahead (DESIGN.md §3.3 r2)."""
+    from services.cli import main
+
+    (message,) = rebase(read_events(str(EXAMPLES / "dose_administered.json")), datetime.now(UTC))
+    cases = [
+        ({"dose_mg": 400}, "data.dose_mg"),
+        (
+            {"administered_at": (datetime.now(UTC) + timedelta(minutes=6)).isoformat()},
+            "data.administered_at",
+        ),
+    ]
+    for change, field in cases:
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({**message, "data": {**message["data"], **change}}))
+        assert main(["send", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert f"message 1: {field}: " in err and "Traceback" not in err

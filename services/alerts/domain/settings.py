@@ -6,19 +6,25 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+from shared.events import XR_DOSE_MG
+
+#: DESIGN.md §4.3: how long one dose blocks, counted from administration. The
+#: scheduler's surgical holds (§4.2) count the same coverage, from this table.
+BLOCKADE_BY_MG: dict[int, timedelta] = {
+    # Seed / Revia label: 50 mg blocks 25 mg IV heroin for up to 24 hours;
+    # the 25 mg induction dose is counted the same (conservative: no longer).
+    25: timedelta(hours=24),
+    50: timedelta(hours=24),
+    # Revia label: 100 mg blocks for 48 hours, 150 mg for 72 hours.
+    100: timedelta(hours=48),
+    150: timedelta(hours=72),
+    # Seed / Vivitrol label: one 380 mg injection lasts about 4 weeks.
+    380: timedelta(days=28),
+}
+
 
 def _coverage() -> dict[int, timedelta]:
-    return {
-        # Seed / Revia label: 50 mg blocks 25 mg IV heroin for up to 24 hours;
-        # the 25 mg induction dose is counted the same (conservative: no longer).
-        25: timedelta(hours=24),
-        50: timedelta(hours=24),
-        # Revia label: 100 mg blocks for 48 hours, 150 mg for 72 hours.
-        100: timedelta(hours=48),
-        150: timedelta(hours=72),
-        # Seed / Vivitrol label: one 380 mg injection lasts about 4 weeks.
-        380: timedelta(days=28),
-    }
+    return dict(BLOCKADE_BY_MG)
 
 
 @dataclass(frozen=True)
@@ -35,22 +41,25 @@ class AlertSettings:
     # DESIGN.md §4.3: unacknowledged critical alerts escalate after 1 h, high after 24 h.
     escalate_critical_after: timedelta = timedelta(hours=1)
     escalate_high_after: timedelta = timedelta(hours=24)
-    # Most fatal overdoses after XR-NTX came within 2 months of the last injection.
+    # Most fatal overdoses after XR-NTX came within 2 months of the last injection
+    # (DESIGN.md §4.3): the post-stop risk, and positive screens within it, count.
     post_stop_risk: timedelta = timedelta(days=60)
+    # DESIGN.md §4.3 r2 is silent on how long tolerance_lost_after_hold stays open:
+    # the same 2 months as after a stop (blockade and tolerance are gone alike).
+    post_hold_risk: timedelta = timedelta(days=60)
     # Revia label / ASAM 2020: hepatotoxicity warning at 3x ULN, high at 5x ULN.
     hepatotoxicity_warning_multiple: Decimal = Decimal(3)
     hepatotoxicity_high_multiple: Decimal = Decimal(5)
     # An administration settles the oldest outstanding due at most this early.
     early_administration: timedelta = timedelta(hours=12)
-    # How long an administration waits for the due it settles (it may arrive first).
+    # How long an administration (or a not-given record) waits for the due it
+    # settles (it may arrive first: another topic).
     unmatched_kept_for: timedelta = timedelta(days=2)
 
     def coverage(self, dose_mg: int, injection: bool) -> timedelta:
-        """Protection from one dose; unlisted doses count as the nearest lower one."""
-        if injection:
-            return self.coverage_by_mg[max(self.coverage_by_mg)]
-        listed = [mg for mg in sorted(self.coverage_by_mg) if mg <= dose_mg]
-        return self.coverage_by_mg[listed[-1] if listed else min(self.coverage_by_mg)]
+        """Protection from one dose; the event contracts admit only listed doses
+        (DESIGN.md §3.3 r2), so nothing is ever mapped to a neighbour."""
+        return self.coverage_by_mg[XR_DOSE_MG if injection else dose_mg]
 
 
 DEFAULT_SETTINGS = AlertSettings()

@@ -1,4 +1,5 @@
-"""One patient's alert state, stored as a JSON document per patient."""
+"""One patient's alert state, stored as a JSON document per patient. Fields added in
+revision 2 have defaults, so documents written before still load."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ class Outstanding(BaseModel):
 
 
 class Administration(BaseModel):
-    """A recorded dose that matched no due yet: its due may still be on its way
-    (due events and administrations travel on different topics)."""
+    """A recorded dose (or not-given record) that matched no due yet: its due may
+    still be on its way (due events and administrations travel on different topics)."""
 
     model_config = ConfigDict(extra="forbid")
     kind: str
@@ -41,18 +42,47 @@ class PatientAlertState(BaseModel):
 
     patient_id: str
     has_plan: bool = False
+    #: [r2] under treatment without a plan seen: adopted from a due or administration.
+    adopted: bool = False
     formulation: str | None = None
+    timezone: str = "UTC"
     notify_patient: bool = False
     notify_external: bool = False
+    #: Blockade from recorded doses and injections only.
     coverage_until: datetime | None = None
+    #: [r2] never started: with no dose recorded since the plan began, coverage
+    #: counts as ended at the first due time.
+    dosed_since_plan: bool = False
+    last_dose_at: datetime | None = None
+    first_due_at: datetime | None = None
     outstanding: dict[str, Outstanding] = Field(default_factory=dict)
     unmatched: list[Administration] = Field(default_factory=list)
+    #: [r2] dues recorded as not given before their due event arrived.
+    declined: list[Administration] = Field(default_factory=list)
     on_hold: bool = False
     suspended: bool = False
     stopped_at: datetime | None = None
+    #: [r2] a new plan after a stop or suspension: the post-stop risk ends with the
+    #: first dose or injection recorded under it (blockade restored).
+    restoring: bool = False
+    #: [r2] results apply in specimen order: the latest collection applied so far.
+    latest_screen_at: datetime | None = None
+    latest_lab_at: datetime | None = None
+    #: [r2] the open opioid_use_detected rests on a fentanyl-positive specimen.
+    fentanyl_alerted: bool = False
     open_alerts: dict[str, OpenAlert] = Field(default_factory=dict)
 
     @property
     def active(self) -> bool:
         """Under treatment: a plan, not stopped, not awaiting re-induction."""
         return self.has_plan and self.stopped_at is None and not self.suspended
+
+    @property
+    def lapse_base(self) -> datetime | None:
+        """When blockade ended or ends: recorded coverage, or the first due time of a
+        plan under which nothing was ever taken, whichever is later."""
+        found = [self.coverage_until]
+        if not self.dosed_since_plan:
+            found.append(self.first_due_at)
+        known = [t for t in found if t is not None]
+        return max(known) if known else None

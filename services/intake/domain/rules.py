@@ -1,17 +1,28 @@
 """Intake decision (DESIGN.md §4.1): every reason that applies, in the table's order;
 rejected beats deferred beats accepted. Pure: the worker, the CLI and the tests all
-call :func:`evaluate`."""
+call :func:`evaluate` (or :func:`decide`, which also says what a clinician overrode)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from typing import Literal
 
+from services.intake.domain.plan import advisories, plan_for
 from services.intake.domain.settings import DEFAULT_SETTINGS, RULESET_VERSION, IntakeSettings
-from shared.events import IntakeDecided, IntakeRequested, LiverFunction, Reason, TreatmentPlan
+from services.intake.domain.timing import (
+    Finding,
+    IntakeInputError,
+    check_request,
+    earliest_start,
+    later,
+    procedure_start,
+    procedure_window,
+)
+from shared.events import IntakeDecided, IntakeRequested, Reason
+
+__all__ = ["Decision", "IntakeInputError", "decide", "evaluate", "decision_json"]
 
 LONG_ACTING = frozenset({"methadone", "buprenorphine"})
 REJECTING_CONDITIONS = (
@@ -27,58 +38,46 @@ CONDITION_MESSAGES = {
     "naltrexone_hypersensitivity": "hypersensitivity to naltrexone",
 }
 
-
-class IntakeInputError(ValueError):
-    """Input that is well-formed but cannot be evaluated (e.g. a date in the future)."""
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        super().__init__("; ".join(f"{f}: {m}" for f, m in errors))
-        self.errors = errors
+Decision = Literal["accepted", "deferred", "rejected"]
 
 
 @dataclass(frozen=True)
-class Finding:
-    code: str
-    outcome: str  # "rejected" | "deferred"
-    message: str
-    earliest: date | None = None
+class Decided:
+    """A decision and the reasons a clinician's override lifted (for the audit)."""
 
-
-def check_request(req: IntakeRequested, as_of: date) -> None:
-    """Observations cannot postdate the evaluation; planned procedures may."""
-    dated = {
-        "last_opioid_use.date": req.last_opioid_use.date,
-        "urine_drug_screen.date": req.urine_drug_screen and req.urine_drug_screen.date,
-        "naloxone_challenge.date": req.naloxone_challenge and req.naloxone_challenge.date,
-        "liver_function.date": req.liver_function and req.liver_function.date,
-    }
-    errors = [
-        (f, f"after the evaluation date {as_of}") for f, d in dated.items() if d and d > as_of
-    ]
-    if errors:
-        raise IntakeInputError(errors)
+    decided: IntakeDecided
+    overridden: list[str]
 
 
 def evaluate(
     req: IntakeRequested, as_of: date, settings: IntakeSettings = DEFAULT_SETTINGS
 ) -> IntakeDecided:
+    return decide(req, as_of, settings).decided
+
+
+def decide(
+    req: IntakeRequested, as_of: date, settings: IntakeSettings = DEFAULT_SETTINGS
+) -> Decided:
     check_request(req, as_of)
-    findings = list(_findings(req, as_of, settings))
-    advisories = list(_advisories(req, settings))
+    found = [f for rule in RULES for f in rule(req, as_of, settings)]
+    lifted = set(req.clinician_override.codes) if req.clinician_override else set()
+    findings = [f for f in found if f.code not in lifted]
+    overridden = [f.code for f in found if f.code in lifted]
+    notes = list(advisories(req, bool(overridden), settings))
     outcome = _outcome(findings)
-    return IntakeDecided(
+    decided = IntakeDecided(
         patient_id=req.patient_id,
         decision=outcome,
         reasons=[Reason(code=f.code, message=f.message) for f in findings],
-        earliest_start_date=_earliest(findings) if outcome == "deferred" else None,
-        advisories=advisories,
-        plan=_plan(req, as_of, advisories, settings) if outcome == "accepted" else None,
+        earliest_start_date=(
+            earliest_start(findings, req, as_of, settings) if outcome == "deferred" else None
+        ),
+        advisories=notes,
+        plan=plan_for(req, as_of, notes, settings) if outcome == "accepted" else None,
         as_of=as_of,
         ruleset_version=RULESET_VERSION,
     )
-
-
-Decision = Literal["accepted", "deferred", "rejected"]
+    return Decided(decided, overridden)
 
 
 def _outcome(findings: list[Finding]) -> Decision:
@@ -86,18 +85,7 @@ def _outcome(findings: list[Finding]) -> Decision:
     return "rejected" if "rejected" in outcomes else "deferred" if outcomes else "accepted"
 
 
-def _earliest(findings: list[Finding]) -> date | None:
-    """The latest dated start; unknown if any deferral has no date."""
-    dates = [f.earliest for f in findings if f.outcome == "deferred"]
-    return None if any(d is None for d in dates) else max(dates)  # type: ignore[type-var]
-
-
 # --- the §4.1 table, in order ----------------------------------------------------
-
-
-def _findings(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
-    for rule in RULES:
-        yield from rule(req, as_of, s)
 
 
 def _conditions(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
@@ -107,7 +95,8 @@ def _conditions(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterato
 
 
 def _transaminases(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
-    if req.liver_function and uln_multiple(req.liver_function) >= s.transaminase_reject_multiple:
+    panel = req.liver_function
+    if panel and panel.uln_multiple >= s.transaminase_reject_multiple:
         yield Finding(
             "transaminases_over_5x_uln",
             "rejected",
@@ -124,18 +113,33 @@ def _depot_buprenorphine(req: IntakeRequested, as_of: date, s: IntakeSettings) -
         )
 
 
+def _pregnancy(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
+    if "pregnancy" in req.conditions:
+        yield Finding(
+            "pregnancy_clinician_review",
+            "deferred",
+            "pregnancy: agonist treatment is usually preferred; needs a clinician's review",
+        )
+
+
 def _opioid_free_window(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
     use = req.last_opioid_use
     if use.opioid == "buprenorphine_xr":
         return
-    window = s.long_acting_free_days if use.opioid in LONG_ACTING else s.short_acting_free_days
+    window = (
+        s.long_acting_free_days
+        if use.opioid in LONG_ACTING
+        else s.fentanyl_free_days
+        if use.opioid == "fentanyl"
+        else s.short_acting_free_days
+    )
     days = (as_of - use.date).days
     if days < window:
         yield Finding(
             "opioid_free_window_not_met",
             "deferred",
             f"{days} opioid-free days of the {window} required",
-            use.date + timedelta(days=window),
+            later(use.date, window, "last_opioid_use.date"),
         )
 
 
@@ -151,14 +155,40 @@ def _urine_screen(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Itera
         yield Finding("urine_opioid_positive", "deferred", "the urine drug screen detected opioids")
 
 
+def _fentanyl_screen(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
+    screen = req.urine_drug_screen
+    tested = screen is not None and screen.fentanyl_detected is not None
+    if req.last_opioid_use.opioid == "fentanyl" and not tested:
+        yield Finding(
+            "fentanyl_screen_missing",
+            "deferred",
+            "last use was fentanyl: the screen must test for fentanyl (opiate assays miss it)",
+        )
+    if screen is not None and screen.fentanyl_detected is True:
+        yield Finding("urine_fentanyl_positive", "deferred", "the urine screen detected fentanyl")
+
+
 def _naloxone(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
     challenge = req.naloxone_challenge
     if challenge is not None and challenge.result == "positive":
+        retry = later(challenge.date, s.naloxone_retry_days, "naloxone_challenge.date")
         yield Finding(
             "naloxone_challenge_positive",
             "deferred",
             "the naloxone challenge precipitated withdrawal",
-            challenge.date + timedelta(days=s.naloxone_retry_days),
+            max(retry, as_of),
+        )
+    recent_negative = (
+        challenge is not None
+        and challenge.result == "negative"
+        and (as_of - challenge.date).days <= s.naloxone_challenge_max_age_days
+    )
+    if req.last_opioid_use.opioid == "fentanyl" and not recent_negative:
+        yield Finding(
+            "naloxone_challenge_required",
+            "deferred",
+            f"last use was fentanyl: needs a negative naloxone challenge from the last"
+            f" {s.naloxone_challenge_max_age_days} days",
         )
 
 
@@ -173,18 +203,13 @@ def _baseline_lft(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Itera
 
 
 def _procedures(req: IntakeRequested, as_of: date, s: IntakeSettings) -> Iterator[Finding]:
-    window = s.procedure_window_xr_days if req.formulation == "xr" else s.procedure_window_oral_days
-    within = [
-        p.date
-        for p in req.planned_procedures
-        if p.requires_opioid_analgesia and 0 <= (p.date - as_of).days <= window
-    ]
-    if within:
+    start = procedure_start(req, as_of, s)
+    if start is not None:
         yield Finding(
             "procedure_within_hold_window",
             "deferred",
-            f"a procedure needing opioid analgesia within {window} days",
-            max(within) + timedelta(days=1),
+            f"a procedure needing opioid analgesia within {procedure_window(req, s)} days",
+            start,
         )
 
 
@@ -193,65 +218,14 @@ RULES: tuple[Rule, ...] = (
     _conditions,
     _transaminases,
     _depot_buprenorphine,
+    _pregnancy,
     _opioid_free_window,
     _urine_screen,
+    _fentanyl_screen,
     _naloxone,
     _baseline_lft,
     _procedures,
 )
-
-
-# --- advisories and the plan ---------------------------------------------------------
-
-
-def uln_multiple(panel: LiverFunction) -> Decimal:
-    """The higher of ALT/ULN and AST/ULN, exact (Decimal, never float)."""
-    return max(panel.alt / panel.alt_uln, panel.ast / panel.ast_uln)
-
-
-def _advisories(req: IntakeRequested, s: IntakeSettings) -> Iterator[str]:
-    if req.liver_function and uln_multiple(req.liver_function) >= s.transaminase_advisory_multiple:
-        yield "transaminases_over_3x_uln"
-    if req.formulation == "oral":
-        yield "oral_guideline_caution"
-    if req.psychosocial is not None:
-        flags = req.psychosocial.model_dump().values()
-        if sum(1 for v in flags if v is False) >= s.discontinuation_risk_flags:
-            yield "high_discontinuation_risk"
-    for condition, code in (
-        ("alcohol_use_disorder", "alcohol_use_disorder_benefit"),
-        ("pregnancy", "pregnancy_clinician_review"),
-        ("depression", "depression_monitoring"),
-    ):
-        if condition in req.conditions:
-            yield code
-    yield "naloxone_kit_recommended"
-
-
-def _plan(
-    req: IntakeRequested, as_of: date, advisories: list[str], s: IntakeSettings
-) -> TreatmentPlan:
-    oral = req.formulation == "oral"
-    elevated = "transaminases_over_3x_uln" in advisories
-    return TreatmentPlan(
-        patient_id=req.patient_id,
-        timezone=req.timezone,
-        formulation=req.formulation,
-        oral_regimen=(req.oral_regimen or "daily") if oral else None,
-        induction_days=(
-            req.induction_days if req.induction_days is not None else s.default_induction_days
-        )
-        if oral
-        else None,
-        dose_time=req.dose_time,
-        start_date=as_of,
-        lft_interval_months=s.lft_interval_months_elevated if elevated else s.lft_interval_months,
-        uds_interval_days=s.uds_interval_days,
-        review_after_months=s.review_after_months,
-        planned_procedures=req.planned_procedures,
-        advisories=advisories,
-        consent=req.consent,
-    )
 
 
 def decision_json(decided: IntakeDecided) -> dict:

@@ -4,6 +4,7 @@ from services.scheduler.domain.schedule import DueItem, due_items, preview_lines
 from services.scheduler.domain.state import (
     PlanState,
     apply_injection,
+    apply_lab,
     apply_procedure,
     apply_stop,
     new_state,
@@ -13,6 +14,7 @@ __all__ = [
     "DueItem",
     "PlanState",
     "apply_injection",
+    "apply_lab",
     "apply_procedure",
     "apply_stop",
     "due_items",

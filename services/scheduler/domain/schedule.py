@@ -9,53 +9,33 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from pydantic import BaseModel
-
+from services.scheduler.domain.items import POST_PROCEDURE, SURGERY_HOLD, DueItem, notice
+from services.scheduler.domain.medication import first_mwf_day, oral, oral_dose_mg, xr
 from services.scheduler.domain.settings import (
     DEFAULT_SETTINGS,
-    FRIDAY,
-    MONDAY,
-    WEDNESDAY,
+    ELEVATED_TRANSAMINASES,
     ScheduleSettings,
 )
-from services.scheduler.domain.state import PlanState
+from services.scheduler.domain.state import PlanState, new_state
 from shared import events as ev
-from shared.localtime import local_midnight_utc, local_today, to_utc
-from shared.topics import event_type
+from shared.localtime import local_midnight_utc, local_today
+from shared.topics import short_type
+from shared.types import format_local_minute, format_utc
 
-SURGERY_HOLD = "surgery_hold"
-POST_PROCEDURE = "post_procedure"
-
-
-@dataclass(frozen=True)
-class DueItem:
-    type: str
-    key: str
-    due_utc: datetime
-    due_local: datetime | date
-    dose_mg: int | None = None
-    test: str | None = None
-    reason: str | None = None
-    requires_uds: bool | None = None
-
-    def to_data(self, patient_id: str) -> BaseModel:
-        """The event data of this item's type (fields the type does not carry are left out)."""
-        model = event_type(self.type).model
-        fields = {
-            "patient_id": patient_id,
-            "due_local": self.due_local,
-            "due_utc": self.due_utc,
-            "dose_mg": self.dose_mg,
-            "test": self.test,
-            "reason": self.reason,
-            "requires_uds": self.requires_uds,
-        }
-        return model.model_validate(
-            {k: v for k, v in fields.items() if k in model.model_fields and v is not None}
-        )
+__all__ = [
+    "POST_PROCEDURE",
+    "SURGERY_HOLD",
+    "DueItem",
+    "add_months",
+    "due_items",
+    "first_mwf_day",
+    "items_on",
+    "oral_dose_mg",
+    "preview_lines",
+    "schedule_ends",
+]
 
 
 def due_items(
@@ -65,13 +45,14 @@ def due_items(
     zone = state.plan.timezone
     first = max(local_today(start_utc, zone) - timedelta(days=1), state.plan.start_date)
     last = local_today(end_utc, zone) + timedelta(days=1)
-    found = [
-        item
-        for day in _days(first, last)
-        for item in items_on(state, day, s)
+    candidates = [item for day in _days(first, last) for item in items_on(state, day, s)]
+    late = _late_reinduction(state, s)
+    found = {
+        item.key: item
+        for item in [*candidates, *late]
         if start_utc <= item.due_utc < end_utc and not _after_stop(state, item)
-    ]
-    return sorted(found, key=lambda i: (i.due_utc, i.type, i.key))
+    }
+    return sorted(found.values(), key=lambda i: (i.due_utc, i.type, i.key))
 
 
 def schedule_ends(state: PlanState, s: ScheduleSettings = DEFAULT_SETTINGS) -> datetime | None:
@@ -82,7 +63,10 @@ def schedule_ends(state: PlanState, s: ScheduleSettings = DEFAULT_SETTINGS) -> d
         ends.append(state.stopped_at_utc)
     if state.suspended_after is not None:
         last = state.suspended_after + timedelta(days=s.reinduction_after_days + 1)
-        ends.append(local_midnight_utc(last, state.plan.timezone))
+        end = local_midnight_utc(last, state.plan.timezone)
+        if state.reinduction_not_before is not None:  # the late notice falls due after
+            end = max(end, state.reinduction_not_before + timedelta(microseconds=1))
+        ends.append(end)
     return min(ends) if ends else None
 
 
@@ -102,111 +86,64 @@ def items_on(state: PlanState, day: date, s: ScheduleSettings) -> list[DueItem]:
         return []
     suspended = state.suspended_after
     if suspended is not None and day > suspended:
-        notice = suspended + timedelta(days=s.reinduction_after_days)
-        return (
-            [
-                _notice(
-                    "ntx.reinduction.required.v1", "reinduction", day, plan.timezone, POST_PROCEDURE
-                )
-            ]
-            if day == notice
-            else []
-        )
-    medication = _oral(state, day, s) if plan.formulation == "oral" else _xr(state, day, s)
-    return [*medication, *_monitoring(state, day)]
+        return _reinduction(state, s) if day == _reinduction_day(state, s) else []
+    medication = oral(state, day, s) if plan.formulation == "oral" else xr(state, day, s)
+    return [*medication, *_monitoring(state, day, s)]
 
 
-# --- medication -------------------------------------------------------------------
+def _reinduction_day(state: PlanState, s: ScheduleSettings) -> date | None:
+    suspended = state.suspended_after
+    return None if suspended is None else suspended + timedelta(days=s.reinduction_after_days)
 
 
-def _oral(state: PlanState, day: date, s: ScheduleSettings) -> list[DueItem]:
-    mg = oral_dose_mg(state, day, s)
-    if mg is None:
+def _reinduction(state: PlanState, s: ScheduleSettings) -> list[DueItem]:
+    day = _reinduction_day(state, s)
+    if day is None:
         return []
-    held = _held(state, day, s.oral_hold_days_before)
-    local = datetime.combine(day, state.plan.dose_time)
     return [
-        DueItem(
-            "ntx.dose.held.v1" if held else "ntx.dose.due.v1",
-            f"dose:{day.isoformat()}",
-            to_utc(local, state.plan.timezone),
-            local,
-            dose_mg=mg,
-            reason=SURGERY_HOLD if held else None,
+        notice(
+            "ntx.reinduction.required.v1",
+            "reinduction",
+            day,
+            state.plan.timezone,
+            POST_PROCEDURE,
+            not_before=state.reinduction_not_before,
         )
     ]
 
 
-def oral_dose_mg(state: PlanState, day: date, s: ScheduleSettings = DEFAULT_SETTINGS) -> int | None:
-    """Induction at 25 mg, then 50 mg daily, or Mon/Wed/Fri with a 50 mg bridge."""
-    plan = state.plan
-    induction = plan.induction_days or 0
-    if (day - plan.start_date).days < induction:
-        return s.induction_dose_mg
-    if plan.oral_regimen == "daily":
-        return s.daily_dose_mg
-    if day < first_mwf_day(plan.start_date + timedelta(days=induction)):
-        return s.daily_dose_mg
-    return {MONDAY: s.monday_dose_mg, WEDNESDAY: s.wednesday_dose_mg, FRIDAY: s.friday_dose_mg}.get(
-        day.weekday()
-    )
-
-
-def first_mwf_day(on_or_after: date) -> date:
-    day = on_or_after
-    while day.weekday() not in (MONDAY, WEDNESDAY, FRIDAY):
-        day += timedelta(days=1)
-    return day
-
-
-def _xr(state: PlanState, day: date, s: ScheduleSettings) -> list[DueItem]:
-    base = state.xr_anchor_date or state.plan.start_date
-    since = (day - base).days
-    first_injection = 1 if state.xr_anchor_date else 0  # the anchor itself was given
-    out = []
-    if since % s.xr_interval_days == 0 and since // s.xr_interval_days >= first_injection:
-        out.append(_injection(state, day, s))
-    if (
-        since >= s.site_check_after_days
-        and (since - s.site_check_after_days) % s.xr_interval_days == 0
-    ):
-        out.append(_notice("ntx.site_check.due.v1", "site_check", day, state.plan.timezone))
-    return out
-
-
-def _injection(state: PlanState, day: date, s: ScheduleSettings) -> DueItem:
-    held = _held(state, day, s.xr_hold_days_before)
-    local = datetime.combine(day, state.plan.dose_time)
-    return DueItem(
-        "ntx.injection.held.v1" if held else "ntx.injection.due.v1",
-        f"injection:{day.isoformat()}",
-        to_utc(local, state.plan.timezone),
-        local,
-        dose_mg=s.xr_dose_mg,
-        reason=SURGERY_HOLD if held else None,
-        requires_uds=None if held else True,
-    )
-
-
-def _held(state: PlanState, day: date, days_before: int) -> bool:
-    return any(0 <= (p - day).days <= days_before for p in state.procedures)
+def _late_reinduction(state: PlanState, s: ScheduleSettings) -> list[DueItem]:
+    """A procedure reported after its re-induction day began: the notice, due on
+    arrival, whatever stretch of days is being materialised."""
+    return _reinduction(state, s) if state.reinduction_not_before is not None else []
 
 
 # --- monitoring ---------------------------------------------------------------------
 
 
-def _monitoring(state: PlanState, day: date) -> list[DueItem]:
+def _monitoring(state: PlanState, day: date, s: ScheduleSettings) -> list[DueItem]:
     plan = state.plan
     zone = plan.timezone
     out = []
-    if _every_n_months(plan.start_date, day, plan.lft_interval_months):
-        out.append(_notice("ntx.lab.due.v1", "lab", day, zone, test="lft"))
+    if _lft_due(state, day, s):
+        out.append(notice("ntx.lab.due.v1", "lab", day, zone, test="lft"))
     since = (day - plan.start_date).days
     if since > 0 and since % plan.uds_interval_days == 0:
-        out.append(_notice("ntx.uds.due.v1", "uds", day, zone))
-    if day == add_months(plan.start_date, plan.review_after_months):
-        out.append(_notice("ntx.treatment.review.due.v1", "review", day, zone))
+        out.append(notice("ntx.uds.due.v1", "uds", day, zone))
+    if _every_n_months(plan.start_date, day, plan.review_after_months):
+        out.append(notice("ntx.treatment.review.due.v1", "review", day, zone))
     return out
+
+
+def _lft_due(state: PlanState, day: date, s: ScheduleSettings) -> bool:
+    """Every ``lft_interval_months``; monthly with the elevated-transaminases advisory,
+    and after a result at >= 3x ULN during treatment (DESIGN.md §4.2 r2)."""
+    plan = state.plan
+    monthly = ELEVATED_TRANSAMINASES in plan.advisories or (
+        state.lft_monthly_from is not None and day > state.lft_monthly_from
+    )
+    interval = s.lft_monthly_interval_months if monthly else plan.lft_interval_months
+    return _every_n_months(plan.start_date, day, interval)
 
 
 def _every_n_months(start: date, day: date, interval: int) -> bool:
@@ -222,25 +159,8 @@ def add_months(start: date, months: int) -> date:
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def _notice(
-    type_: str, name: str, day: date, zone: str, reason: str | None = None, test: str | None = None
-) -> DueItem:
-    return DueItem(
-        type_,
-        f"{name}:{day.isoformat()}",
-        local_midnight_utc(day, zone),
-        day,
-        test=test,
-        reason=reason,
-    )
-
-
 def preview_lines(plan: ev.TreatmentPlan, days: int) -> list[dict]:
     """The §6 preview: items whose local date is in [start_date, start_date + days)."""
-    from services.scheduler.domain.state import new_state
-    from shared.topics import short_type
-    from shared.types import format_local_minute, format_utc
-
     start = local_midnight_utc(plan.start_date, plan.timezone)
     end = local_midnight_utc(plan.start_date + timedelta(days=days), plan.timezone)
     return [

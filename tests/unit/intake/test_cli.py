@@ -66,3 +66,44 @@ def test_several_files_give_one_decision_each_in_order_headed_on_stderr(tmp_path
     headers = [line for line in captured.err.splitlines() if line.startswith("==> ")]
     assert headers == [f"==> {p} <==" for p in paths]
     assert "invalid input: timezone" in captured.err
+
+
+REQUEST = {
+    "patient_id": "p",
+    "timezone": "UTC",
+    "formulation": "xr",
+    "last_opioid_use": {"date": "2026-01-01", "opioid": "heroin"},
+}
+
+
+@pytest.mark.parametrize(
+    "changes, as_of, field",
+    [
+        ({}, "9999-12-31", "--as-of"),
+        ({"timezone": "localtime"}, "2026-11-24", "timezone"),
+        ({"timezone": "Factory"}, "2026-11-24", "timezone"),
+        (
+            {"clinician_override": {"by": "dr-7", "codes": ["urine_opioid_positive"]}},
+            "2026-11-24",
+            "clinician_override.codes.0",
+        ),
+    ],
+)
+def test_r2_bad_input_exits_2_naming_the_field_without_a_traceback(
+    tmp_path, capsys, changes, as_of, field
+):
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps({**REQUEST, **changes}))
+    assert main(["intake", "evaluate", str(path), "--as-of", as_of]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid input: {field}: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("days, code", [(366, 0), (367, 2)])
+def test_as_of_may_be_up_to_a_year_ahead(tmp_path, capsys, days, code):
+    from datetime import UTC, datetime, timedelta
+
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps(REQUEST))
+    day = (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
+    assert main(["intake", "evaluate", str(path), "--as-of", day]) == code

@@ -48,7 +48,8 @@ def test_clean_request_is_accepted_with_plan():
     [
         ("heroin", 6, True),
         ("heroin", 7, False),
-        ("fentanyl", 6, True),
+        ("fentanyl", 9, True),
+        ("fentanyl", 10, False),
         ("oxycodone", 7, False),
         ("other_short_acting", 6, True),
         ("methadone", 13, True),
@@ -58,11 +59,19 @@ def test_clean_request_is_accepted_with_plan():
     ],
 )
 def test_opioid_free_window(opioid, days, deferred):
-    req = request(last_opioid_use={"date": ago(days), "opioid": opioid})
+    req = request(
+        last_opioid_use={"date": ago(days), "opioid": opioid},
+        urine_drug_screen={
+            "date": str(AS_OF),
+            "opioids_detected": False,
+            "fentanyl_detected": False,
+        },
+    )
     decided = evaluate(req, AS_OF)
     assert ("opioid_free_window_not_met" in codes(req)) is deferred
+    assert decided.decision == ("deferred" if deferred else "accepted")
     if deferred:
-        window = 14 if opioid in ("methadone", "buprenorphine") else 7
+        window = {"methadone": 14, "buprenorphine": 14, "fentanyl": 10}.get(opioid, 7)
         assert decided.earliest_start_date == AS_OF - timedelta(days=days) + timedelta(days=window)
 
 
@@ -131,8 +140,8 @@ def test_over_3x_uln_means_monthly_liver_tests():
 @pytest.mark.parametrize(
     "formulation, days_ahead, deferred",
     [
-        ("oral", 3, True),
-        ("oral", 4, False),
+        ("oral", 7, True),
+        ("oral", 8, False),
         ("oral", 0, True),
         ("xr", 30, True),
         ("xr", 31, False),
@@ -144,8 +153,8 @@ def test_procedure_hold_window(formulation, days_ahead, deferred):
     req = request(formulation=formulation, planned_procedures=proc)
     decided = evaluate(req, AS_OF)
     assert ("procedure_within_hold_window" in codes(req)) is deferred
-    if deferred:
-        assert decided.earliest_start_date == AS_OF + timedelta(days=days_ahead + 1)
+    if deferred:  # post-operative analgesia needs its own 7 opioid-free days
+        assert decided.earliest_start_date == AS_OF + timedelta(days=days_ahead + 7)
 
 
 def test_procedure_without_opioid_analgesia_does_not_defer():
@@ -160,7 +169,7 @@ def test_latest_procedure_sets_earliest_start():
     ]
     assert evaluate(
         request(planned_procedures=procs), AS_OF
-    ).earliest_start_date == AS_OF + timedelta(days=21)
+    ).earliest_start_date == AS_OF + timedelta(days=27)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +210,25 @@ def test_all_reasons_listed_in_table_order_and_rejection_wins():
         "procedure_within_hold_window",
     ]
     assert evaluate(req, AS_OF).decision == "rejected"
+    r2 = request(
+        conditions=["pregnancy"],
+        last_opioid_use={"date": ago(2), "opioid": "fentanyl"},
+        urine_drug_screen={"date": ago(9), "opioids_detected": True, "fentanyl_detected": True},
+        naloxone_challenge={"date": ago(0), "result": "positive"},
+        planned_procedures=[
+            {"date": str(AS_OF + timedelta(days=10)), "requires_opioid_analgesia": True}
+        ],
+    )
+    assert codes(r2) == [
+        "pregnancy_clinician_review",
+        "opioid_free_window_not_met",
+        "urine_screen_missing_or_stale",
+        "urine_opioid_positive",
+        "urine_fentanyl_positive",
+        "naloxone_challenge_positive",
+        "naloxone_challenge_required",
+        "procedure_within_hold_window",
+    ]
 
 
 def test_earliest_start_is_latest_dated_or_null_if_any_undated():
@@ -229,7 +257,12 @@ def test_earliest_start_is_latest_dated_or_null_if_any_undated():
             False,
         ),
         ({"conditions": ["alcohol_use_disorder"]}, "alcohol_use_disorder_benefit", True),
-        ({"conditions": ["pregnancy"]}, "pregnancy_clinician_review", True),
+        ({"psychosocial": {"failed_agonist_treatment": True}}, "agonist_treatment_failed", True),
+        (
+            {"psychosocial": {"failed_agonist_treatment": False}},
+            "agonist_treatment_failed",
+            False,
+        ),
         ({"conditions": ["depression"]}, "depression_monitoring", True),
         ({}, "naloxone_kit_recommended", True),
     ],

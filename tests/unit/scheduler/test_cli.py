@@ -53,3 +53,21 @@ def test_several_plans_preview_one_after_another(capsys):
     captured = capsys.readouterr()
     assert captured.out == "".join(alone)
     assert captured.err.splitlines() == [f"==> {p} <==" for p in EXAMPLES]
+
+
+@pytest.mark.parametrize(
+    "changes, field",
+    [
+        ({"start_date": "9999-12-20"}, "start_date"),
+        ({"timezone": "localtime"}, "timezone"),
+        ({"timezone": "posixrules"}, "timezone"),
+        ({"oral_regimen": "mwf", "mwf_step_days": 15}, "mwf_step_days"),
+    ],
+)
+def test_r2_bad_plans_exit_2_naming_the_field(tmp_path, capsys, changes, field):
+    path = tmp_path / "plan.json"
+    base = json.loads((EXAMPLES[0].parent / "oral_daily.json").read_text())
+    path.write_text(json.dumps({**base, **changes}))
+    assert main(["schedule", "preview", str(path), "--days", "60"]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid input: {field}: " in err and "Traceback" not in err

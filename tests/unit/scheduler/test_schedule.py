@@ -52,22 +52,44 @@ def test_daily_induction_then_50(induction):
     assert got == [25] * induction + [50] * (6 - induction)
 
 
-def test_mwf_regimen_with_bridge():
-    # 2026-03-03 is a Tuesday; two induction days end on Thursday, Friday is first MWF
-    got = doses(plan(oral_regimen="mwf", induction_days=2, start_date="2026-03-03"), 12)
+def test_mwf_regimen_steps_up_through_50_mg_daily_then_bridges():
+    # 2026-03-03 is a Tuesday: two induction days, then 50 mg daily for the 7 step-up
+    # days (5th to 11th); the first Mon/Wed/Fri on or after the 12th is Friday 13th,
+    # so Thursday 12th is bridged at 50 mg
+    got = doses(plan(oral_regimen="mwf", induction_days=2, start_date="2026-03-03"), 17)
     assert got == [
         ("2026-03-03T09:00", 25),
         ("2026-03-04T09:00", 25),
-        ("2026-03-05T09:00", 50),
-        ("2026-03-06T09:00", 150),
-        ("2026-03-09T09:00", 100),
-        ("2026-03-11T09:00", 100),
+        *[(f"2026-03-{d:02d}T09:00", 50) for d in range(5, 13)],
         ("2026-03-13T09:00", 150),
+        ("2026-03-16T09:00", 100),
+        ("2026-03-18T09:00", 100),
     ]
 
 
-def test_mwf_starting_on_a_monday_without_induction_has_no_bridge():
-    assert doses(plan(oral_regimen="mwf", induction_days=0), 3)[0] == ("2026-03-02T09:00", 100)
+@pytest.mark.parametrize(
+    "step, first_mwf, first_mg",
+    [
+        (0, "2026-03-04", 100),
+        (1, "2026-03-06", 150),
+        (2, "2026-03-06", 150),
+        (3, "2026-03-09", 100),
+    ],
+)
+def test_mwf_step_days_both_sides(step, first_mwf, first_mg):
+    # Tuesday start, 1 induction day: the step-up ends after start + 1 + step days
+    got = doses(
+        plan(oral_regimen="mwf", induction_days=1, start_date="2026-03-03", mwf_step_days=step),
+        10,
+    )
+    big = [(day, mg) for day, mg in got if mg > 50]
+    assert big[0] == (f"{first_mwf}T09:00", first_mg)
+    assert all(mg in (25, 50) for day, mg in got if day < first_mwf)
+
+
+def test_mwf_starting_on_a_monday_without_induction_or_step_has_no_bridge():
+    first = doses(plan(oral_regimen="mwf", induction_days=0, mwf_step_days=0), 3)[0]
+    assert first == ("2026-03-02T09:00", 100)
 
 
 def test_xr_every_28_days_with_uds_and_site_check():
@@ -201,6 +223,7 @@ def test_xr_injection_held_within_30_days_before_procedure(days_before, held):
     state = apply_procedure(
         new_state(plan(formulation="xr")),
         ProcedureScheduled(patient_id="p", date=surgery, requires_opioid_analgesia=True),
+        datetime(2026, 3, 10, tzinfo=UTC),
     )
     window = due_items(state, datetime(2026, 3, 29, tzinfo=UTC), datetime(2026, 3, 31, tzinfo=UTC))
     assert [i.type for i in window if "injection" in i.type] == [
@@ -248,7 +271,7 @@ def test_nothing_before_start_and_keys_are_stable():
 def test_to_data_builds_each_event_model():
     p = plan(
         formulation="xr",
-        planned_procedures=[{"date": "2026-03-25", "requires_opioid_analgesia": True}],
+        planned_procedures=[{"date": "2026-04-20", "requires_opioid_analgesia": True}],
     )
     items = due_items(
         new_state(p), datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
