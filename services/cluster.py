@@ -48,12 +48,14 @@ class Cluster:
         *,
         extra_env: dict[str, str] | None = None,
         services: tuple[str, ...] = SERVICES,
+        brokers: int = 1,
     ):
         self.data_dir = data_dir
         self.clock = FileClock(data_dir / "clock")
         self.start_at = start
         self.extra_env = extra_env or {}
         self.services = services
+        self.brokers = brokers
         self.stack: EmbeddedStack | None = None
         self.procs: ServiceProcesses | None = None
         self._probe_loop: asyncio.AbstractEventLoop | None = None
@@ -67,7 +69,8 @@ class Cluster:
         if self.start_at is not None:
             self.clock.set(self.start_at)
             env["NTX_CLOCK_FILE"] = str(self.clock.path)
-        self.stack = EmbeddedStack(self.data_dir).start()
+        self.stack = EmbeddedStack(self.data_dir, brokers=self.brokers).start()
+        env.update(self.stack.settings_env())
         asyncio.run(self._prepare())
         self.procs = ServiceProcesses(
             service_env(self.bootstrap, self.database_url, {**env, **self.extra_env}),
@@ -87,7 +90,8 @@ class Cluster:
             self.stack.stop()
 
     async def _prepare(self) -> None:
-        await create_topics(self.bootstrap)
+        assert self.stack is not None
+        await create_topics(self.bootstrap, **self.stack.topic_options())
         for name in SERVICES:
             await db.migrate(
                 self.database_url, name, load_spec(name).migrations, owner=db.service_role(name)
@@ -161,7 +165,11 @@ class Cluster:
         loop = asyncio.get_running_loop()
         if self._probe_loop is not loop or self._probes is None:
             self._probe_loop = loop
-            self._probes = await _Probes.open(self.bootstrap, self.database_url, self.services)
+            assert self.stack is not None
+            idempotent = self.stack.settings_env().get("NTX_KAFKA_IDEMPOTENCE") != "false"
+            self._probes = await _Probes.open(
+                self.bootstrap, self.database_url, self.services, idempotent=idempotent
+            )
         return self._probes
 
     async def end_offsets(self, topics: list[str]) -> dict[str, int]:
@@ -247,7 +255,9 @@ class _Probes:
             )
 
     @classmethod
-    async def open(cls, bootstrap: str, database_url: str, services: tuple[str, ...]) -> _Probes:
+    async def open(
+        cls, bootstrap: str, database_url: str, services: tuple[str, ...], *, idempotent: bool
+    ) -> _Probes:
         ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         await ends.start()
         groups = {}
@@ -257,7 +267,9 @@ class _Probes:
             )
             await groups[name].start()
         conn = await db.connect(database_url, "public")
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotent, linger_ms=2
+        )
         await producer.start()
         return cls(ends, groups, conn, services, producer, database_url)
 

@@ -8,7 +8,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,19 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
+
+    #: Topics as ``ntx migrate`` creates them: partitions of each patient-keyed topic
+    #: (the most workers a service can spread over), copies of each partition, and how
+    #: many copies must hold a write before the broker acknowledges it (acks=all).
+    #: 3 and 2 survive the loss of one broker with no loss and no stop (Kafka's
+    #: documented production setting); the embedded single development node uses 1.
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=3, ge=1)
+    kafka_min_insync_replicas: int = Field(default=2, ge=1)
+    #: Idempotent producers: a retried send is written once (the broker dedupes by
+    #: producer id and sequence). Off only for the Tansu fallback, which has no
+    #: InitProducerId; there the consumers' inbox drops the repeats instead.
+    kafka_idempotence: bool = True
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     #: Per-service database URLs (least privilege); fall back to ``database_url``.
@@ -65,8 +78,22 @@ class Settings(BaseSettings):
     #: Rolling horizon of materialised schedule items (see services/scheduler).
     schedule_horizon_hours: int = 48
 
+    @model_validator(mode="after")
+    def _insync_fits(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError("kafka_min_insync_replicas: must not exceed kafka_replication_factor")
+        return self
+
     def database_url_for(self, service: str) -> str:
         return getattr(self, f"{service}_database_url", None) or self.database_url
+
+    def producer_options(self) -> dict[str, object]:
+        """aiokafka producer keyword arguments: acks=all, idempotent, security."""
+        return {
+            "acks": "all",
+            "enable_idempotence": self.kafka_idempotence,
+            **self.kafka_client_options(),
+        }
 
     def kafka_client_options(self) -> dict[str, object]:
         """aiokafka keyword arguments for security; empty for PLAINTEXT."""
@@ -89,10 +116,14 @@ class Settings(BaseSettings):
 ENDPOINTS_FILE = "endpoints.json"
 
 
-def write_endpoints(data_dir: Path, bootstrap: str, database_url: str) -> None:
-    """``ntx run`` records where its embedded broker and database listen, so
-    ``ntx send`` in another terminal finds them without exporting anything."""
+def write_endpoints(
+    data_dir: Path, bootstrap: str, database_url: str, extra: dict[str, str] | None = None
+) -> None:
+    """``ntx run`` records where its embedded broker and database listen (and settings
+    its broker needs, ``NTX_*`` names), so ``ntx send`` in another terminal finds them
+    without exporting anything."""
     payload = {"kafka_bootstrap": bootstrap, "database_url": database_url}
+    payload |= {k.removeprefix("NTX_").lower(): v for k, v in (extra or {}).items()}
     (data_dir / ENDPOINTS_FILE).write_text(json.dumps(payload))
 
 
@@ -107,4 +138,5 @@ def _running_endpoints() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings().model_copy(update=_running_endpoints())
+    # validated, not copied in: they are strings from a file
+    return Settings.model_validate(_running_endpoints())

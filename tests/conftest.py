@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -38,6 +38,8 @@ from shared.infra import (
     free_port,
     kafka_ping,
 )
+from shared.kafka_broker import KafkaCluster
+from shared.settings import get_settings
 
 KAFKA_IMAGE = "apache/kafka:3.9.0"
 POSTGRES_IMAGE = "postgres:18"
@@ -49,8 +51,10 @@ _KEPT_DIR = pytest.StashKey[Path]()
 class Infra:
     bootstrap: str
     database_url: str
-    broker: EmbeddedBroker | None = None
+    broker: KafkaCluster | EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
+    #: replication for create_topics: 1 on an embedded single node, else the settings
+    topic_options: dict = field(default_factory=dict)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,7 +70,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
             found = stack.enter_context(_containers())
         else:
             found = stack.enter_context(_embedded(request))
-        run_async(create_topics(found.bootstrap))
+        run_async(create_topics(found.bootstrap, **found.topic_options))
         yield found
 
 
@@ -89,13 +93,37 @@ def _embedded(request: pytest.FixtureRequest) -> Iterator[Infra]:
     # tree to mode 0700, which would lock the PostgreSQL system user out of its data.
     data_dir = Path(tempfile.mkdtemp(prefix="ntx-test-infra-"))
     try:
-        with EmbeddedStack(data_dir) as stack:
-            yield Infra(stack.bootstrap, stack.database_url, stack.broker, stack.postgres)
+        with EmbeddedStack(data_dir) as stack, _environment(stack.settings_env()):
+            yield Infra(
+                stack.bootstrap,
+                stack.database_url,
+                stack.broker,
+                stack.postgres,
+                stack.topic_options(),
+            )
     finally:
         if request.session.testsfailed:
             request.config.stash[_KEPT_DIR] = data_dir
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The settings the embedded broker needs (its replication; no idempotence on the
+    Tansu fallback) for every Settings this session makes, then the old environment."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
 
 
 @contextlib.contextmanager
