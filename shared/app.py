@@ -39,7 +39,9 @@ def make_app(runtime: Runtime) -> faust.App:
         broker_request_timeout=max(settings.broker_session_timeout_s * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        topic_allow_declare=True,
+        # topics are created by `ntx migrate` (an administrator); a service's principal
+        # may not create any (least privilege on the broker)
+        topic_allow_declare=False,
         topic_disable_leader=True,
         topic_partitions=6,
         stream_wait_empty=True,
