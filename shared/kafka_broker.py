@@ -1,73 +1,39 @@
-"""Apache Kafka for development, tests and ``ntx run`` (DESIGN.md §2): the project's own
-broker jars (``deploy/kafka/pom.xml``, copied by ``make install``) run with the
-machine's JDK in KRaft mode, one node or a cluster of them, on free loopback ports.
+"""Apache Kafka for development, tests and ``ntx run`` (DESIGN.md §2): a KRaft cluster
+of one node (``ntx run``, most tests) or three (the replication fault test) on free
+loopback ports, built from :class:`shared.kafka_node.KafkaNode`.
 
-Each node is broker and controller at once; ``start()`` formats its storage the first
-time, starts the JVM with a bounded heap, and returns once every node answers Kafka
-requests and the cluster lists all its brokers. A node keeps its data directory across
-stop, kill and restart (the same ports), as a real broker would. Children are started
-and supervised by :class:`shared.infra._Child` (parent-death signal, ``atexit``).
-
+``start()`` formats each node's storage the first time, starts them all (a quorum
+forms only once a majority runs), and returns once every node lists every broker.
 Where no JDK or no jars are found, :func:`make_broker` falls back to Tansu (the
 ``EmbeddedBroker`` of :mod:`shared.infra`) and says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.infra import EmbeddedBroker, _check_alive, _Child, _tail, free_port, kafka_ping
-from shared.kafka_security import BrokerSecurity
+from shared.infra import EmbeddedBroker, free_port
+from shared.kafka_node import KafkaNode, java_binary, kafka_libs, kafka_version, unavailable_reason
+from shared.kafka_security import ADMIN, SERVICES, BrokerSecurity, grant, service_acls
 
 log = logging.getLogger("ntx.kafka")
 
-#: Where ``make install`` copies the broker jars (``$VENV/share/ntx-kafka/libs``);
-#: ``NTX_KAFKA_LIBS`` points elsewhere.
-DEFAULT_LIBS = Path(sys.prefix) / "share" / "ntx-kafka" / "libs"
 #: Heap of each embedded node. Kafka's own default is 1 GiB; NTX's development load
 #: (a few hundred thousand small records) runs in far less, and three nodes share a
 #: 2-core, shared machine in the fault test.
 DEFAULT_HEAP_MB = 384
 #: Partitions of the broker's internal topics (50 by default): fewer start faster.
 INTERNAL_TOPIC_PARTITIONS = 10
-
-
-def kafka_libs(env: Mapping[str, str] | None = None) -> Path:
-    source = os.environ if env is None else env
-    return Path(source.get("NTX_KAFKA_LIBS") or DEFAULT_LIBS)
-
-
-def kafka_version(libs: Path) -> str | None:
-    """The broker's version, from its jar's name (``kafka_2.13-4.4.0.jar``)."""
-    found = sorted(libs.glob("kafka_2.13-*.jar"))
-    return found[0].name.removeprefix("kafka_2.13-").removesuffix(".jar") if found else None
-
-
-def java_binary(env: Mapping[str, str] | None = None) -> str | None:
-    source = os.environ if env is None else env
-    home = source.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").is_file():
-        return str(Path(home) / "bin" / "java")
-    return shutil.which("java")
-
-
-def unavailable_reason(env: Mapping[str, str] | None = None) -> str | None:
-    """Why Apache Kafka cannot run here (None when it can)."""
-    if java_binary(env) is None:
-        return "no JDK found (java)"
-    if kafka_version(kafka_libs(env)) is None:
-        return f"no Kafka jars in {kafka_libs(env)} (run make install)"
-    return None
+OFFSETS = "__consumer_offsets"
 
 
 def make_broker(
@@ -90,123 +56,6 @@ def make_broker(
 def _cluster_id() -> str:
     """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-class KafkaNode:
-    """One KRaft node (broker and controller) of a :class:`KafkaCluster`."""
-
-    def __init__(self, cluster: KafkaCluster, node_id: int, port: int, controller_port: int):
-        self.cluster, self.node_id = cluster, node_id
-        self.port, self.controller_port = port, controller_port
-        self.dir = cluster.run_dir / f"node-{node_id}"
-        self.log_path = self.dir / "server.log"
-        self.startup_seconds: float | None = None
-        self._child = _Child(f"kafka node {node_id}", signal.SIGTERM, signal.SIGKILL)
-        self._began = 0.0
-        self._started_before = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.proc.pid if self._child.running and self._child.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._child.running
-
-    @property
-    def data_dir(self) -> Path:
-        return self.dir / "data"
-
-    def rss_mb(self) -> float | None:
-        """Resident memory now, from ``/proc`` (Linux)."""
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except (OSError, TypeError):
-            return None
-        kb = next(
-            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS")), 0
-        )
-        return kb / 1024
-
-    def write_config(self) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / "server.properties"
-        lines = [f"{k}={v}" for k, v in self.cluster.node_properties(self).items()]
-        path.write_text("\n".join(lines) + "\n")
-        (self.dir / "log4j2.properties").write_text(_LOG4J)
-        return path
-
-    def format(self) -> None:
-        """Format the storage once (KRaft needs it before the first start)."""
-        if (self.data_dir / "meta.properties").exists():
-            return
-        argv = self._java("kafka.tools.StorageTool", heap_mb=128)
-        argv += ["format", "-t", self.cluster.cluster_id, "-c", str(self.write_config())]
-        argv += ["--ignore-formatted", *self.cluster.format_args()]
-        done = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir)
-        if done.returncode != 0:
-            raise RuntimeError(f"kafka storage format failed:\n{done.stdout}{done.stderr}")
-
-    def spawn(self) -> None:
-        self.format()
-        config = self.write_config()
-        self._began = time.monotonic()
-        self._started_before = _started_lines(self.log_path)
-        argv = self._java("kafka.Kafka", heap_mb=self.cluster.heap_mb) + [str(config)]
-        self._child.spawn(argv, self.log_path, cwd=self.dir, env=self.cluster.java_env())
-
-    def _java(self, main: str, *, heap_mb: int) -> list[str]:
-        libs = self.cluster.libs
-        return [
-            self.cluster.java,
-            f"-Xmx{heap_mb}m",
-            f"-Xms{min(heap_mb, 64)}m",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
-            "-XX:+ExitOnOutOfMemoryError",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
-            "-cp",
-            f"{libs}/*",
-            main,
-        ]
-
-    def wait_ready(self, deadline: float, brokers: int) -> None:
-        """Until this node answers and its metadata lists ``brokers`` brokers."""
-        while True:
-            _check_alive(self._child, self.log_path)
-            if self._answers(brokers):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"kafka node {self.node_id} not ready on port {self.port}:\n{_tail(self.log_path)}"
-                )
-            time.sleep(0.1)
-        self.startup_seconds = time.monotonic() - self._began
-
-    def _answers(self, brokers: int) -> bool:
-        """A plain listener is asked for its metadata; a SASL one answers only after
-        authentication, so there the broker's own "started" line counts."""
-        if self.cluster.security is not None:
-            return _started_lines(self.log_path) > self._started_before
-        try:
-            return kafka_ping("127.0.0.1", self.port) >= brokers
-        except (OSError, ValueError):
-            return False
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM: a controlled shutdown (leadership moves away, logs are flushed)."""
-        self._child.stop(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would: what the OS had accepted stays on disk."""
-        self._child.kill()
-
-    def pause(self) -> None:
-        self._child.signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        self._child.signal(signal.SIGCONT)
 
 
 class KafkaCluster:
@@ -340,6 +189,55 @@ class KafkaCluster:
         for node in self.nodes:
             node.resume()
 
+    def grant_service_acls(self, services: tuple[str, ...] = SERVICES) -> None:
+        """Each service's principal gets its topics and its group (least privilege)."""
+        if self.security is None:
+            raise RuntimeError("ACLs need a cluster started with security")
+        admin_config = self.security.admin_config(self.run_dir)
+        for service in services:
+            grant(
+                self.java, self.libs, self.bootstrap, admin_config, service, service_acls(service)
+            )
+
+    # --- replicas (fault tests) -----------------------------------------------------
+
+    async def partitions(self) -> list[dict]:
+        """Leader, replicas and in-sync replicas of every partition of the NTX topics
+        and the consumer offsets (what a broker's death disturbs)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        options = self.security.client_options(ADMIN) if self.security else {}
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **options)
+        await admin.start()
+        try:
+            topics = await admin.describe_topics()
+        finally:
+            await admin.close()
+        wanted = [t for t in topics if t["topic"].startswith("ntx.") or t["topic"] == OFFSETS]
+        return [p | {"topic": t["topic"]} for t in wanted for p in t["partitions"]]
+
+    async def leader_counts(self) -> Counter[int]:
+        """How many partitions each node leads now."""
+        return Counter(p["leader"] for p in await self.partitions() if p["leader"] >= 0)
+
+    async def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Until every partition has a leader and all its replicas in sync (a restarted
+        node has caught up), so the next fault finds a whole cluster."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lagging: list[object]
+            try:
+                lagging = [
+                    p for p in await self.partitions() if set(p["isr"]) != set(p["replicas"])
+                ]
+            except Exception as exc:  # a broker just died or came back: ask again
+                lagging = [exc]
+            if not lagging:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replicas not in sync after {timeout}s: {lagging[:5]}")
+            await asyncio.sleep(0.5)
+
     def __enter__(self) -> KafkaCluster:
         return self.start()
 
@@ -392,26 +290,3 @@ class KafkaCluster:
         if self.security:
             props.update(self.security.broker_properties(node.dir))
         return props
-
-
-def _started_lines(log_path: Path) -> int:
-    try:
-        return log_path.read_text(errors="replace").count("Kafka Server started")
-    except OSError:
-        return 0
-
-
-_LOG4J = """\
-rootLogger.level=INFO
-rootLogger.appenderRef.out.ref=OUT
-appender.out.type=Console
-appender.out.name=OUT
-appender.out.layout.type=PatternLayout
-appender.out.layout.pattern=[%d] %p %m (%c)%n
-logger.kafka.name=kafka
-logger.kafka.level=WARN
-logger.apache.name=org.apache.kafka
-logger.apache.level=WARN
-logger.started.name=kafka.server.KafkaRaftServer
-logger.started.level=INFO
-"""
