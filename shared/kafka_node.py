@@ -46,7 +46,7 @@ def java_binary(env: Mapping[str, str] | None = None) -> str | None:
     home = source.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
-    return shutil.which("java")
+    return shutil.which("java", path=source.get("PATH"))
 
 
 def unavailable_reason(env: Mapping[str, str] | None = None) -> str | None:

@@ -41,7 +41,7 @@ from shared.infra import (
 from shared.kafka_broker import KafkaCluster
 from shared.settings import get_settings
 
-KAFKA_IMAGE = "apache/kafka:3.9.0"
+KAFKA_IMAGE = "apache/kafka:4.4.0"  # the version deploy/kafka/pom.xml pins
 POSTGRES_IMAGE = "postgres:18"
 
 _KEPT_DIR = pytest.StashKey[Path]()
