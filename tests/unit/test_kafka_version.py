@@ -29,7 +29,7 @@ def test_the_pom_pins_an_exact_kafka_version():
 def test_compose_and_testcontainers_run_the_pinned_version():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert compose["services"]["kafka"]["image"] == f"apache/kafka:{pinned()}"
-    assert KAFKA_IMAGE == f"apache/kafka:{pinned()}"
+    assert f"apache/kafka:{pinned()}" == KAFKA_IMAGE
 
 
 def test_the_broker_comes_from_the_pom():
