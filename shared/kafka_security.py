@@ -179,7 +179,14 @@ def grant(
     for acl in acls:
         by_ops.setdefault(acl.operations, []).append(acl)
     for operations, group in by_ops.items():
-        argv = [java, "-Xmx128m", "-XX:TieredStopAtLevel=1", "-cp", f"{libs}/*", "org.apache.kafka.tools.AclCommand"]
+        argv = [
+            java,
+            "-Xmx128m",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            f"{libs}/*",
+            "org.apache.kafka.tools.AclCommand",
+        ]
         argv += ["--bootstrap-server", bootstrap, "--command-config", str(admin_config)]
         argv += ["--add", "--allow-principal", f"User:{principal(service)}"]
         for op in operations:

@@ -5,8 +5,9 @@
 1. ``NTX_KAFKA_BOOTSTRAP`` / ``NTX_DATABASE_URL`` set: used as they are;
 2. else ``NTX_TEST_INFRA=containers``: testcontainers (``apache/kafka`` in KRaft
    mode, ``postgres:18``), for when a Docker daemon answers;
-3. else the embedded stack of :mod:`shared.infra` (Tansu + PostgreSQL from wheels)
-   in a temporary directory, kept (and named in the summary) when a test failed.
+3. else the embedded stack of :mod:`shared.infra` (Apache Kafka from the jars
+   ``make install`` fetched, or Tansu where no JDK is found; PostgreSQL from its
+   wheel) in a temporary directory, kept (and named in the summary) when a test failed.
 
 Every topic of ``shared.topics.ALL_TOPICS`` is created once per session. Tests that
 use ``infra`` get the ``infra`` marker, so ``pytest -m "not infra"`` runs without it.
