@@ -38,7 +38,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self, TypedDict
 
 from shared.topics import ALL_TOPICS, Topic
 
@@ -593,6 +593,13 @@ class EmbeddedPostgres(_Embedded):
 # --------------------------------------------------------------------------- stack
 
 
+class TopicOptions(TypedDict, total=False):
+    """Replication for :func:`create_topics`."""
+
+    replication_factor: int
+    min_insync_replicas: int
+
+
 class EmbeddedStack:
     """Broker and database for one run, as a context manager.
 
@@ -639,13 +646,13 @@ class EmbeddedStack:
             return f"external broker at {self.bootstrap}"
         return self.broker.describe()
 
-    def topic_options(self) -> dict[str, int]:
+    def topic_options(self) -> TopicOptions:
         """Replication for :func:`create_topics` on the embedded broker (1 only on a
         single development node); settings decide for an external one."""
         if self.broker is None:
-            return {}
+            return TopicOptions()
         rf, isr = self.broker.replication_factor, self.broker.min_insync_replicas
-        return {"replication_factor": rf, "min_insync_replicas": isr}
+        return TopicOptions(replication_factor=rf, min_insync_replicas=isr)
 
     def settings_env(self) -> dict[str, str]:
         """``NTX_*`` settings the processes using this stack's broker need: its topic

@@ -35,6 +35,7 @@ from shared.infra import (
     EmbeddedBroker,
     EmbeddedPostgres,
     EmbeddedStack,
+    TopicOptions,
     create_topics,
     free_port,
     kafka_ping,
@@ -55,7 +56,7 @@ class Infra:
     broker: KafkaCluster | EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
     #: replication for create_topics: 1 on an embedded single node, else the settings
-    topic_options: dict = field(default_factory=dict)
+    topic_options: TopicOptions = field(default_factory=TopicOptions)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.cluster import Cluster, read_all, wire
 from services.simulate import START, ZONE, Patient, check, cohort, day_events
 from shared import db
-from shared.infra import EmbeddedBroker, create_topics
+from shared.infra import EmbeddedBroker, TopicOptions, create_topics
 from shared.localtime import to_utc
 from shared.topics import ALERTS, DLQ, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE
 
@@ -65,7 +65,15 @@ def measure(data_dir: Path, patients_n: int, days: int, *, with_raw: bool) -> Pi
             cluster.procs.stop_all()  # the reference gets the machine to itself
             raw = statistics.median(
                 asyncio.run(
-                    raw_rate(cluster.bootstrap, count, mean, patients_n, run, idempotent=kafka)
+                    raw_rate(
+                        cluster.bootstrap,
+                        count,
+                        mean,
+                        patients_n,
+                        run,
+                        idempotent=kafka,
+                        replication=cluster.stack.topic_options(),
+                    )
                 )
                 for run in range(RAW_RUNS)
             )
@@ -104,13 +112,20 @@ async def _postgres_version(url: str) -> str:
 
 
 async def raw_rate(
-    bootstrap: str, count: int, size: int, keys: int, run: int = 0, *, idempotent: bool = True
+    bootstrap: str,
+    count: int,
+    size: int,
+    keys: int,
+    run: int = 0,
+    *,
+    idempotent: bool = True,
+    replication: TopicOptions | None = None,
 ) -> float:
     """aiokafka alone: ``count`` messages of ``size`` bytes produced (acks=all, idempotent
     as the services' relays produce) and
     consumed through the broker; messages per second from first send to last read."""
     topic = f"{RAW_TOPIC}.{run}"
-    await create_topics(bootstrap, [topic], partitions=6)
+    await create_topics(bootstrap, [topic], partitions=6, **(replication or {}))
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotent, linger_ms=2
     )
