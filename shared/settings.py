@@ -8,7 +8,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,19 @@ class Settings(BaseSettings):
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
 
+    #: Topics as ``ntx migrate`` creates them: partitions of each patient-keyed topic
+    #: (the most workers a service can spread over), copies of each partition, and how
+    #: many copies must hold a write before the broker acknowledges it (acks=all).
+    #: 3 and 2 survive the loss of one broker with no loss and no stop (Kafka's
+    #: documented production setting); the embedded single development node uses 1.
+    kafka_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=3, ge=1)
+    kafka_min_insync_replicas: int = Field(default=2, ge=1)
+    #: Idempotent producers: a retried send is written once (the broker dedupes by
+    #: producer id and sequence). Off only for the Tansu fallback, which has no
+    #: InitProducerId; there the consumers' inbox drops the repeats instead.
+    kafka_idempotence: bool = True
+
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     #: Per-service database URLs (least privilege); fall back to ``database_url``.
     intake_database_url: str | None = None
@@ -44,14 +57,18 @@ class Settings(BaseSettings):
     http_port: int = 0
     log_level: str = "INFO"
 
-    #: Faust broker timeouts, short so a worker joins its group in seconds on Tansu.
+    #: Faust broker timeouts. A worker killed with kill -9 leaves its group only when
+    #: its session expires, so its replacement waits that long for the partitions:
+    #: measured on Apache Kafka 4.4, 8-15 s at 6 s, 44 s at Kafka's default 45 s.
     broker_session_timeout_s: float = 6.0
     broker_heartbeat_interval_s: float = 1.0
     broker_rebalance_timeout_s: float = 6.0
     #: How often consumed offsets are committed; simulations use 0.1 s.
     broker_commit_interval_s: float = 1.0
-    #: Longest wait of a consumer's fetch for new records (see shared/faust_transport).
-    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1, le=1500)
+    #: Longest wait of a consumer's fetch for new records (see shared/faust_transport);
+    #: None keeps faust's own. Apache Kafka answers a fetch as soon as records arrive,
+    #: so only the Tansu fallback, which holds every fetch for the full wait, sets it.
+    kafka_fetch_max_wait_ms: int | None = Field(default=None, ge=1, le=1500)
 
     #: Most messages handled in one transaction, and how long a partly filled batch
     #: waits for more (the latency a quiet system adds to a message).
@@ -79,8 +96,22 @@ class Settings(BaseSettings):
     #: Rolling horizon of materialised schedule items (see services/scheduler).
     schedule_horizon_hours: int = 48
 
+    @model_validator(mode="after")
+    def _insync_fits(self) -> Settings:
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError("kafka_min_insync_replicas: must not exceed kafka_replication_factor")
+        return self
+
     def database_url_for(self, service: str) -> str:
         return getattr(self, f"{service}_database_url", None) or self.database_url
+
+    def producer_options(self) -> dict[str, object]:
+        """aiokafka producer keyword arguments: acks=all, idempotent, security."""
+        return {
+            "acks": "all",
+            "enable_idempotence": self.kafka_idempotence,
+            **self.kafka_client_options(),
+        }
 
     def kafka_client_options(self) -> dict[str, object]:
         """aiokafka keyword arguments for security; empty for PLAINTEXT."""
@@ -103,10 +134,14 @@ class Settings(BaseSettings):
 ENDPOINTS_FILE = "endpoints.json"
 
 
-def write_endpoints(data_dir: Path, bootstrap: str, database_url: str) -> None:
-    """``ntx run`` records where its embedded broker and database listen, so
-    ``ntx send`` in another terminal finds them without exporting anything."""
+def write_endpoints(
+    data_dir: Path, bootstrap: str, database_url: str, extra: dict[str, str] | None = None
+) -> None:
+    """``ntx run`` records where its embedded broker and database listen (and settings
+    its broker needs, ``NTX_*`` names), so ``ntx send`` in another terminal finds them
+    without exporting anything."""
     payload = {"kafka_bootstrap": bootstrap, "database_url": database_url}
+    payload |= {k.removeprefix("NTX_").lower(): v for k, v in (extra or {}).items()}
     (data_dir / ENDPOINTS_FILE).write_text(json.dumps(payload))
 
 
@@ -121,4 +156,5 @@ def _running_endpoints() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings().model_copy(update=_running_endpoints())
+    # validated, not copied in: they are strings from a file
+    return Settings.model_validate(_running_endpoints())

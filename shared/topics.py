@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from shared import events as ev
+from shared.settings import get_settings
+
+
+def _partitions() -> int:
+    """Partitions of a patient-keyed topic: the ``NTX_KAFKA_PARTITIONS`` setting."""
+    return get_settings().kafka_partitions
 
 
 @dataclass(frozen=True)
@@ -14,7 +20,7 @@ class Topic:
     description: str
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
-    partitions: int = 6
+    partitions: int = field(default_factory=_partitions)
 
 
 INTAKE_REQUESTS = Topic(
@@ -58,7 +64,7 @@ DLQ = Topic(
     "Rejected input: the original bytes and the reason, for operators.",
     ("intake", "scheduler", "alerts"),
     ("operators",),
-    partitions=1,
+    partitions=1,  # one order of dead letters for operators; little traffic
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (

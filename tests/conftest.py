@@ -5,8 +5,9 @@
 1. ``NTX_KAFKA_BOOTSTRAP`` / ``NTX_DATABASE_URL`` set: used as they are;
 2. else ``NTX_TEST_INFRA=containers``: testcontainers (``apache/kafka`` in KRaft
    mode, ``postgres:18``), for when a Docker daemon answers;
-3. else the embedded stack of :mod:`shared.infra` (Tansu + PostgreSQL from wheels)
-   in a temporary directory, kept (and named in the summary) when a test failed.
+3. else the embedded stack of :mod:`shared.infra` (Apache Kafka from the jars
+   ``make install`` fetched, or Tansu where no JDK is found; PostgreSQL from its
+   wheel) in a temporary directory, kept (and named in the summary) when a test failed.
 
 Every topic of ``shared.topics.ALL_TOPICS`` is created once per session. Tests that
 use ``infra`` get the ``infra`` marker, so ``pytest -m "not infra"`` runs without it.
@@ -25,7 +26,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -34,12 +35,15 @@ from shared.infra import (
     EmbeddedBroker,
     EmbeddedPostgres,
     EmbeddedStack,
+    TopicOptions,
     create_topics,
     free_port,
     kafka_ping,
 )
+from shared.kafka_broker import KafkaCluster
+from shared.settings import get_settings
 
-KAFKA_IMAGE = "apache/kafka:3.9.0"
+KAFKA_IMAGE = "apache/kafka:4.4.0"  # the version deploy/kafka/pom.xml pins
 POSTGRES_IMAGE = "postgres:18"
 
 _KEPT_DIR = pytest.StashKey[Path]()
@@ -49,8 +53,10 @@ _KEPT_DIR = pytest.StashKey[Path]()
 class Infra:
     bootstrap: str
     database_url: str
-    broker: EmbeddedBroker | None = None
+    broker: KafkaCluster | EmbeddedBroker | None = None
     postgres: EmbeddedPostgres | None = None
+    #: replication for create_topics: 1 on an embedded single node, else the settings
+    topic_options: TopicOptions = field(default_factory=TopicOptions)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -66,7 +72,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
             found = stack.enter_context(_containers())
         else:
             found = stack.enter_context(_embedded(request))
-        run_async(create_topics(found.bootstrap))
+        run_async(create_topics(found.bootstrap, **found.topic_options))
         yield found
 
 
@@ -89,13 +95,37 @@ def _embedded(request: pytest.FixtureRequest) -> Iterator[Infra]:
     # tree to mode 0700, which would lock the PostgreSQL system user out of its data.
     data_dir = Path(tempfile.mkdtemp(prefix="ntx-test-infra-"))
     try:
-        with EmbeddedStack(data_dir) as stack:
-            yield Infra(stack.bootstrap, stack.database_url, stack.broker, stack.postgres)
+        with EmbeddedStack(data_dir) as stack, _environment(stack.settings_env()):
+            yield Infra(
+                stack.bootstrap,
+                stack.database_url,
+                stack.broker,
+                stack.postgres,
+                stack.topic_options(),
+            )
     finally:
         if request.session.testsfailed:
             request.config.stash[_KEPT_DIR] = data_dir
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """The settings the embedded broker needs (its replication; no idempotence on the
+    Tansu fallback) for every Settings this session makes, then the old environment."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
 
 
 @contextlib.contextmanager

@@ -156,3 +156,9 @@ def test_services_connect_as_their_own_database_roles():
     for name in ("intake", "scheduler", "alerts"):
         env = compose["services"][name]["environment"]
         assert f"ntx_{name}:" in env[f"NTX_{name.upper()}_DATABASE_URL"]
+
+
+def test_topic_replication_fits_the_single_broker(services):
+    env = _env(services["migrate"])
+    assert env["NTX_KAFKA_REPLICATION_FACTOR"] == "1"
+    assert env["NTX_KAFKA_MIN_INSYNC_REPLICAS"] == "1"

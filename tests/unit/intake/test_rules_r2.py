@@ -7,9 +7,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from services.intake.domain.rules import IntakeInputError, decide, evaluate
 from services.intake.domain.settings import RULESET_VERSION
+from shared.events import PlannedProcedure
 from tests.unit.intake.test_rules import AS_OF, ago, codes, request
 
 FENTANYL_CLEAN = {
@@ -233,10 +235,21 @@ def test_ruleset_version_is_revision_2():
 
 
 def test_dates_at_the_end_of_the_calendar_are_input_errors_naming_the_field():
+    """The contract refuses such a date by name (plausible window); the rules refuse
+    it too (no OverflowError) when handed a request built without validation."""
     end = date(9999, 12, 30)
-    req = request(
-        planned_procedures=[{"date": str(end), "requires_opioid_analgesia": True}],
+    procedures = [{"date": str(end), "requires_opioid_analgesia": True}]
+    with pytest.raises(ValidationError) as refused:
+        request(planned_procedures=procedures)
+    assert refused.value.errors()[0]["loc"][:3] == ("planned_procedures", 0, "date")
+    valid = request()
+    unchecked = valid.model_copy(
+        update={
+            "planned_procedures": [
+                PlannedProcedure.model_construct(**procedures[0] | {"date": end})
+            ]
+        }
     )
     with pytest.raises(IntakeInputError) as err:
-        evaluate(req, end - timedelta(days=1))
+        evaluate(unchecked, end - timedelta(days=1))
     assert err.value.errors[0][0] == "planned_procedures.date"
