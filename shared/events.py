@@ -259,6 +259,8 @@ class TreatmentStopped(Data):
 
 class AlertAcknowledged(Data):
     alert: str = Field(min_length=1, max_length=64)
+    #: DESIGN.md §3.3 r2: when given, acknowledges exactly that alert.
+    alert_id: str | None = Field(default=None, min_length=1, max_length=128)
     by: str = Field(min_length=1, max_length=128)
 
 

@@ -146,7 +146,12 @@ EXAMPLES: dict[str, dict] = {
         "stopped_at": "2026-04-01T16:00:00Z",
         "reason": "patient_choice",
     },
-    "ntx.alert.acknowledged.v1": {"patient_id": P, "alert": "missed_dose", "by": "rn-17"},
+    "ntx.alert.acknowledged.v1": {
+        "patient_id": P,
+        "alert": "missed_dose",
+        "alert_id": "a-1",
+        "by": "rn-17",
+    },
     "ntx.alert.raised.v1": ALERT,
     "ntx.alert.escalated.v1": {**ALERT, "severity": "high"},
     "ntx.alert.resolved.v1": ALERT,
