@@ -20,7 +20,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    field_validator,
     model_validator,
 )
 
@@ -49,6 +48,18 @@ def _check_secret(value: SecretStr) -> SecretStr:
 
 
 SigningSecret = Annotated[SecretStr, AfterValidator(_check_secret)]
+
+
+def _check_url(value: SecretStr) -> SecretStr:
+    parts = urlsplit(value.get_secret_value())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials; use the signing secret")
+    return value
+
+
+WebhookUrl = Annotated[SecretStr, Field(max_length=2048), AfterValidator(_check_url)]
 AlertCode = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
 
@@ -68,7 +79,8 @@ class Endpoint(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = Field(pattern=ENDPOINT_NAME_PATTERN)
-    url: str = Field(repr=False, max_length=2048)
+    #: Secret too: a receiver's URL often carries a token of its own.
+    url: WebhookUrl = Field(repr=False)
     audience: Audience
     #: Alert codes this endpoint wants; absent means every code.
     alerts: frozenset[AlertCode] | None = None
@@ -84,19 +96,9 @@ class Endpoint(BaseModel):
     #: Plain http is refused except on loopback, unless this says otherwise.
     insecure_http: bool = False
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http(s) URL")
-        if parts.username or parts.password:
-            raise ValueError("must not carry credentials; use the signing secret")
-        return value
-
     @model_validator(mode="after")
     def _https_unless_loopback(self) -> Endpoint:
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.url.get_secret_value())
         if parts.scheme == "http" and not (
             self.insecure_http or _is_loopback(parts.hostname or "")
         ):

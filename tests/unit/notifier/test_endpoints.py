@@ -25,6 +25,7 @@ def _raw_secret(n: int) -> str:
         ({"audience": "family"}, "audience"),
         ({"url": "ftp://127.0.0.1/x"}, "url"),
         ({"url": "/relative"}, "url"),
+        ({"url": "https://hooks.example.org/" + "a" * 2048}, "url"),
         ({"url": "https://user:pw@hooks.example.org/x"}, "url"),
         ({"url": "http://hooks.example.org/x"}, None),  # https required off loopback
         ({"secret": _raw_secret(23)}, "secret"),
@@ -69,6 +70,12 @@ def test_errors_never_echo_a_secret_or_a_url():
     with pytest.raises(ValidationError) as err:
         endpoint(secret=secret, url="http://hooks.example.org/?token=SEEKRIT")
     assert secret not in str(err.value) and "SEEKRIT" not in str(err.value)
+
+
+def test_a_dump_hides_them_too():
+    e = endpoint(url="https://h.example.org/?t=TOKEN")
+    assert "TOKEN" not in str(e.model_dump()) and "TOKEN" not in e.model_dump_json()
+    assert e.url.get_secret_value() == "https://h.example.org/?t=TOKEN"
 
 
 def test_repr_and_str_show_neither_secret_nor_url():
