@@ -40,9 +40,10 @@ class DeliverySettings:
     # while still meeting the 500 deliveries/s target on loopback.
     max_in_flight: int = 16
     # An attempt that was claimed but never recorded (the notifier died mid-request)
-    # is attempted again this long after it was claimed: the request timeout plus a
-    # margin, so a slow attempt is never claimed twice.
-    claim_lease: timedelta = timedelta(seconds=30)
+    # is attempted again this long after it was claimed: the longest request timeout
+    # an endpoint may set (30 s, endpoints.MAX_TIMEOUT_S) plus 15 s to record it, so
+    # a slow attempt is never claimed twice.
+    claim_lease: timedelta = timedelta(seconds=45)
 
 
 DEFAULT_SETTINGS = DeliverySettings()
