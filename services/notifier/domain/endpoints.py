@@ -97,6 +97,12 @@ class Endpoint(BaseModel):
     insecure_http: bool = False
 
     @model_validator(mode="after")
+    def _only_the_care_team_acknowledges(self) -> Endpoint:
+        if self.ack_token_sha256 and self.audience != "care_team":
+            raise ValueError("ack_token_sha256: only care_team endpoints may acknowledge alerts")
+        return self
+
+    @model_validator(mode="after")
     def _https_unless_loopback(self) -> Endpoint:
         parts = urlsplit(self.url.get_secret_value())
         if parts.scheme == "http" and not (
