@@ -81,7 +81,7 @@ class Dispatcher:
         await self.fail_removed_endpoints()
         running: set[asyncio.Task[None]] = set()
         while not stop.is_set():
-            started = await self._start_due()
+            started = await self._start_due_or_wait()
             running.update(started)
             for task in started:
                 task.add_done_callback(running.discard)
@@ -93,6 +93,15 @@ class Dispatcher:
                 for w in waits:
                     w.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+
+    async def _start_due_or_wait(self) -> list[asyncio.Task[None]]:
+        """As :meth:`_start_due`, but a failure to claim (the database away) is logged
+        and retried at the next poll: it never stops the loop."""
+        try:
+            return await self._start_due()
+        except Exception:
+            log.exception("claiming due deliveries failed; retrying")
+            return []
 
     async def fail_removed_endpoints(self) -> int:
         """Pending deliveries to endpoints no longer configured fail now, as if the

@@ -250,3 +250,24 @@ async def test_a_defect_in_the_sender_is_a_failed_attempt_not_a_crash():
     assert await d.run_once() == 1
     [pending] = await repo.pending_for("pager")
     assert pending.last_status == "connection_error" and pending.attempts == 1
+
+
+async def test_a_failure_to_claim_does_not_stop_the_loop():
+    d, repo, sender, _ = setup()
+    await d.accept(requested())
+    claim, failures = repo.claim, []
+
+    async def flaky(*args):
+        if not failures:
+            failures.append(1)
+            raise ConnectionError("database away")
+        return await claim(*args)
+
+    repo.claim = flaky
+    stop = asyncio.Event()
+    run = asyncio.create_task(d.run(stop, poll_s=0.01))
+    while not repo.published:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await run
+    assert failures == [1] and outcomes(repo) == [(DELIVERED, "pager", 1, 200)]
