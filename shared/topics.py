@@ -37,8 +37,9 @@ INTAKE_DECISIONS = Topic(
 )
 CLINICAL_EVENTS = Topic(
     "ntx.clinical.events.v1",
-    "Administrations, results, procedures, stops and acknowledgements from health systems.",
-    ("health_system",),
+    "Administrations, results, procedures, stops and acknowledgements from health systems"
+    " (and acknowledgements receivers send through the notifier).",
+    ("health_system", "notifier"),
     ("scheduler", "alerts"),
 )
 SCHEDULE = Topic(
@@ -57,7 +58,13 @@ NOTIFICATIONS = Topic(
     "ntx.notifications.v1",
     "Notification requests for downstream senders; ids and codes only.",
     ("alerts",),
-    ("downstream",),
+    ("notifier", "downstream"),
+)
+DELIVERIES = Topic(
+    "ntx.deliveries.v1",
+    "Webhook delivery outcomes, one per notification request and endpoint; ids and codes only.",
+    ("notifier",),
+    ("alerts",),
 )
 DLQ = Topic(
     "ntx.dlq.v1",
@@ -74,6 +81,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     SCHEDULE,
     ALERTS,
     NOTIFICATIONS,
+    DELIVERIES,
     DLQ,
 )
 
@@ -117,6 +125,8 @@ _TYPES = [
     _t("alert.escalated.v1", ev.AlertChanged, ALERTS, "ntx/alerts"),
     _t("alert.resolved.v1", ev.AlertChanged, ALERTS, "ntx/alerts"),
     _t("notification.requested.v1", ev.NotificationRequested, NOTIFICATIONS, "ntx/alerts"),
+    _t("notification.delivered.v1", ev.NotificationOutcome, DELIVERIES, "ntx/notifier"),
+    _t("notification.failed.v1", ev.NotificationOutcome, DELIVERIES, "ntx/notifier"),
 ]
 
 EVENT_TYPES: dict[str, EventType] = {t.type: t for t in _TYPES}

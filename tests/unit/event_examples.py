@@ -177,4 +177,22 @@ EXAMPLES: dict[str, dict] = {
         "audience": "care_team",
         "offer_naloxone": True,
     },
+    "ntx.notification.delivered.v1": {
+        "patient_id": P,
+        "notification_id": "5f0c6c1e-8d1e-4b8e-9a57-1c1f3a1b2c3d",
+        "alert_id": "a-1",
+        "audience": "care_team",
+        "endpoint": "care-team-pager",
+        "attempts": 1,
+        "status": 200,
+    },
+    "ntx.notification.failed.v1": {
+        "patient_id": P,
+        "notification_id": "5f0c6c1e-8d1e-4b8e-9a57-1c1f3a1b2c3d",
+        "alert_id": "a-1",
+        "audience": "patient",
+        "endpoint": "patient-sms",
+        "attempts": 14,
+        "status": "timeout",
+    },
 }

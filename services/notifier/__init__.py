@@ -1,0 +1,1 @@
+"""Notifier (DESIGN.md §9): signed webhook delivery of notification requests."""

@@ -1,0 +1,134 @@
+"""The delivery repository's contract. Every implementation runs these tests: the
+in-memory one now; the PostgreSQL one joins ``IMPLEMENTATIONS`` with the service."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from services.notifier.domain.delivery import Delivery, endpoint_gone, plan, settle
+from services.notifier.domain.outcome import AttemptResult
+from services.notifier.domain.settings import DEFAULT_SETTINGS as S
+from services.notifier.repository import Attempt, InMemoryDeliveryRepository
+from tests.unit.notifier.helpers import T0, endpoint, request
+
+IMPLEMENTATIONS = {"memory": InMemoryDeliveryRepository}
+LEASE = T0 + S.claim_lease
+LOWEST = lambda low, high: low  # noqa: E731
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def repo(request):
+    return IMPLEMENTATIONS[request.param]()
+
+
+def planned(nid: str, *names: str, at=T0, alert_id: str = "a-1", audience="care_team"):
+    eps = [endpoint(n, audience=audience) for n in names]
+    return plan(request(alert_id=alert_id, audience=audience), nid, b"{}", eps, frozenset(), at)
+
+
+def attempt(d: Delivery, status, at=T0) -> Attempt:
+    return Attempt(d.notification_id, d.endpoint, d.attempts + 1, at, status)
+
+
+async def test_add_is_idempotent_and_keeps_outcomes_once(repo):
+    deliveries, _ = planned("n1", "pager", "board")
+    assert await repo.add(deliveries, []) == 2
+    assert await repo.add(deliveries, []) == 0
+    _, none = planned("n2", audience="external")
+    await repo.add([], none)
+    await repo.add([], none)
+    assert [o.data.status for o in repo.published] == ["no_endpoint"]
+
+
+async def test_a_repeated_request_does_not_replace_progress(repo):
+    [d], _ = planned("n1", "pager")
+    await repo.add([d], [])
+    [claimed] = await repo.claim(T0, LEASE, {"pager": 1})
+    await repo.record(settle(claimed, AttemptResult(500), T0, S, LOWEST), attempt(claimed, 500))
+    await repo.add([d], [])
+    assert (await repo.get(d.key)).attempts == 1
+
+
+async def test_claim_takes_only_due_pending_deliveries_of_named_endpoints(repo):
+    due, _ = planned("n1", "pager", "board")
+    later, _ = planned("n2", "pager", at=T0 + timedelta(minutes=5))
+    await repo.add(due + later, [])
+    claimed = await repo.claim(T0, LEASE, {"pager": 10})
+    assert [d.key for d in claimed] == [("n1", "pager")]
+    assert claimed[0].next_attempt_at == LEASE
+
+
+async def test_claim_respects_slots_and_takes_the_earliest_first(repo):
+    for i, minutes in enumerate([3, 1, 2]):
+        ds, _ = planned(f"n{i}", "pager", at=T0 + timedelta(minutes=minutes))
+        await repo.add(ds, [])
+    claimed = await repo.claim(T0 + timedelta(minutes=10), LEASE, {"pager": 2})
+    assert [d.notification_id for d in claimed] == ["n1", "n2"]
+
+
+async def test_a_claimed_delivery_is_not_claimed_again_until_the_lease_ends(repo):
+    ds, _ = planned("n1", "pager")
+    await repo.add(ds, [])
+    assert len(await repo.claim(T0, LEASE, {"pager": 5})) == 1
+    assert await repo.claim(LEASE - timedelta(seconds=1), LEASE, {"pager": 5}) == []
+    again = await repo.claim(LEASE, LEASE + S.claim_lease, {"pager": 5})
+    assert [d.key for d in again] == [("n1", "pager")]
+
+
+async def test_record_stores_the_state_the_attempt_and_the_outcome_together(repo):
+    ds, _ = planned("n1", "pager")
+    await repo.add(ds, [])
+    [d] = await repo.claim(T0, LEASE, {"pager": 1})
+    settled = settle(d, AttemptResult(200), T0, S)
+    assert await repo.record(settled, attempt(d, 200))
+    assert (await repo.get(d.key)).state == "delivered"
+    assert [a.status for a in await repo.attempts(d.key)] == [200]
+    assert [o.type for o in repo.published] == ["ntx.notification.delivered.v1"]
+
+
+async def test_a_late_or_second_writer_changes_nothing(repo):
+    ds, _ = planned("n1", "pager")
+    await repo.add(ds, [])
+    [d] = await repo.claim(T0, LEASE, {"pager": 1})
+    assert await repo.record(settle(d, AttemptResult(200), T0, S), attempt(d, 200))
+    assert not await repo.record(settle(d, AttemptResult(500), T0, S, LOWEST), attempt(d, 500))
+    assert not await repo.record(endpoint_gone(d, T0), None)
+    assert (await repo.get(d.key)).state == "delivered"
+    assert len(repo.published) == 1 and len(await repo.attempts(d.key)) == 1
+
+
+async def test_a_writer_with_a_stale_attempt_count_changes_nothing(repo):
+    ds, _ = planned("n1", "pager")
+    await repo.add(ds, [])
+    [d] = await repo.claim(T0, LEASE, {"pager": 1})
+    await repo.record(settle(d, AttemptResult(500), T0, S, LOWEST), attempt(d, 500))
+    assert not await repo.record(settle(d, AttemptResult(200), T0, S), attempt(d, 200))
+    assert (await repo.get(d.key)).state == "pending"
+
+
+async def test_pending_lookups_and_alert_lookups(repo):
+    a, _ = planned("n1", "pager", "board", alert_id="a-1")
+    b, _ = planned("n2", "pager", alert_id="a-2")
+    await repo.add(a + b, [])
+    [first] = await repo.claim(T0, LEASE, {"board": 1})
+    await repo.record(settle(first, AttemptResult(200), T0, S), attempt(first, 200))
+    assert sorted(d.notification_id for d in await repo.pending_for("pager")) == ["n1", "n2"]
+    assert await repo.pending_endpoints() == {"pager"}
+    assert sorted(d.endpoint for d in await repo.for_alert("a-1")) == ["board", "pager"]
+
+
+async def test_disabled_endpoints_are_remembered_with_the_first_time(repo):
+    await repo.disable_endpoint("pager", T0)
+    await repo.disable_endpoint("pager", T0 + timedelta(hours=1))
+    assert await repo.disabled_endpoints() == frozenset({"pager"})
+
+
+async def test_outcomes_of_already_stored_deliveries_are_not_published_again(repo):
+    [d], _ = planned("n1", "pager")
+    gone = replace(endpoint_gone(d, T0).delivery)
+    await repo.add([gone], [endpoint_gone(d, T0).outcome])
+    await repo.add([gone], [endpoint_gone(d, T0).outcome])
+    assert len(repo.published) == 1
