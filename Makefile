@@ -6,13 +6,21 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-unit lint schemas demo clean
 
-install: $(STAMP)
+NODE_TOOLS := tools/asyncapi/node_modules/.installed
+
+install: $(STAMP) $(NODE_TOOLS)
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The official AsyncAPI parser, for the contract test (npm ci: exactly the lock file).
+$(NODE_TOOLS): tools/asyncapi/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tools/asyncapi --no-audit --no-fund --silent && touch $@; \
+	else echo "make install: npm not found; the AsyncAPI parser test will be skipped"; fi
 
 run: install
 	$(BIN)/ntx run
@@ -35,4 +43,4 @@ schemas: install
 	$(BIN)/ntx schemas
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .hypothesis tools/asyncapi/node_modules

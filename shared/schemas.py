@@ -1,9 +1,13 @@
 """Published contracts: one JSON Schema per event type (the whole CloudEvents
-message) and an AsyncAPI 3.0 document of every topic, generated from the models.
+message), generated from the models, and the files under ``docs/`` written from them
+(the AsyncAPI document comes from :mod:`shared.asyncapi`).
 
-Inbound types (what integrators send) use the validation schema; outbound types use
-the serialization schema (what consumers receive). Output is deterministic, so a test
-can compare it byte for byte with the committed files under ``docs/``.
+One dialect throughout: JSON Schema draft-07, the dialect AsyncAPI 3 documents
+embed (``application/schema+json;version=draft-07``), so a schema means the same in
+its own file and inside the AsyncAPI document. Inbound types (what integrators send)
+use the validation schema; outbound types use the serialization schema (what
+consumers receive). Output is deterministic, so a test compares it byte for byte
+with the committed files.
 """
 
 from __future__ import annotations
@@ -16,30 +20,36 @@ import yaml
 
 from shared.deadletter import DeadLetter
 from shared.envelope import TYPE_PATTERN
-from shared.topics import ALL_TOPICS, DLQ, EVENT_TYPES, EventType
+from shared.topics import EVENT_TYPES, EventType
 from shared.types import PATIENT_ID_PATTERN
 
 SCHEMA_BASE = "https://ntx.example/schemas/"
 DLQ_TYPE = "ntx.dlq.v1"
+DIALECT = "http://json-schema.org/draft-07/schema#"
+#: Where a standalone schema file keeps its shared parts (draft-07's own keyword).
+LOCAL_REFS = "#/definitions/{model}"
 
 
-def _inbound(kind: EventType) -> bool:
+def inbound(kind: EventType) -> bool:
     return kind.source == "health_system"
 
 
-def data_schema(kind: EventType) -> dict[str, Any]:
+def data_schema(kind: EventType, ref_template: str = LOCAL_REFS) -> dict[str, Any]:
+    """The ``data`` schema with its shared parts under ``definitions``."""
     mode: Literal["validation", "serialization"] = (
-        "validation" if _inbound(kind) else "serialization"
+        "validation" if inbound(kind) else "serialization"
     )
-    return kind.model.model_json_schema(mode=mode, ref_template="#/$defs/{model}")
+    schema = kind.model.model_json_schema(mode=mode, ref_template=ref_template)
+    if "$defs" in schema:  # pydantic's name for them (2020-12); draft-07 says definitions
+        schema["definitions"] = schema.pop("$defs")
+    return schema
 
 
-def envelope_schema(kind: EventType) -> dict[str, Any]:
-    data = data_schema(kind)
-    defs = data.pop("$defs", {})
+def envelope_schema(kind: EventType, ref_template: str = LOCAL_REFS) -> dict[str, Any]:
+    """The CloudEvents message of ``kind``; shared parts stay under ``definitions``."""
+    data = data_schema(kind, ref_template)
+    defs = data.pop("definitions", {})
     schema: dict[str, Any] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{SCHEMA_BASE}{kind.type}.json",
         "title": kind.type,
         "description": f"CloudEvents 1.0 message of type {kind.type} on {kind.topic.name}, keyed by patient_id.",
         "type": "object",
@@ -77,103 +87,36 @@ def envelope_schema(kind: EventType) -> dict[str, Any]:
         },
     }
     if defs:
-        schema["$defs"] = defs
+        schema["definitions"] = defs
     return schema
 
 
 def dead_letter_schema() -> dict[str, Any]:
-    schema = DeadLetter.model_json_schema(mode="serialization")
+    schema = DeadLetter.model_json_schema(mode="serialization", ref_template=LOCAL_REFS)
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"{SCHEMA_BASE}{DLQ_TYPE}.json",
         "title": DLQ_TYPE,
         "description": "A refused message: the original bytes (base64) and the reason naming the field.",
-        **{k: v for k, v in schema.items() if k != "title"},
+        **{k: v for k, v in schema.items() if k not in ("title", "$defs")},
     }
+
+
+def standalone(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema as its own published file: dialect and id first."""
+    return {"$schema": DIALECT, "$id": f"{SCHEMA_BASE}{name}.json", **schema}
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
-    found = {name: envelope_schema(kind) for name, kind in sorted(EVENT_TYPES.items())}
-    found[DLQ_TYPE] = dead_letter_schema()
+    found = {
+        name: standalone(name, envelope_schema(kind)) for name, kind in sorted(EVENT_TYPES.items())
+    }
+    found[DLQ_TYPE] = standalone(DLQ_TYPE, dead_letter_schema())
     return found
-
-
-def asyncapi() -> dict[str, Any]:
-    schemas = all_schemas()
-    messages = {_msg(name): _message(name, schemas[name]) for name in sorted(schemas)}
-    channels = {}
-    operations = {}
-    for topic in ALL_TOPICS:
-        names = [n for n, k in sorted(EVENT_TYPES.items()) if k.topic is topic]
-        if topic is DLQ:
-            names = [DLQ_TYPE]
-        key = _msg(topic.name)
-        channels[key] = {
-            "address": topic.name,
-            "description": f"{topic.description} Written by {', '.join(topic.producers)}; read by {', '.join(topic.consumers)}.",
-            "messages": {_msg(n): {"$ref": f"#/components/messages/{_msg(n)}"} for n in names},
-            "bindings": {
-                "kafka": {
-                    "topic": topic.name,
-                    "partitions": topic.partitions,
-                    "bindingVersion": "0.5.0",
-                }
-            },
-        }
-        inbound = "health_system" in topic.producers
-        operations[f"{'send' if inbound else 'receive'}_{key}"] = {
-            "action": "send" if inbound else "receive",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": ("An integrator publishes to " if inbound else "A consumer reads ")
-            + topic.name,
-        }
-    return {
-        "asyncapi": "3.0.0",
-        "info": {
-            "title": "NTX",
-            "version": "1.0.0",
-            "description": "Naltrexone treatment events: intake, schedules, alerts. CloudEvents JSON keyed by patient_id. Operations are from the integrator's view.",
-        },
-        "defaultContentType": "application/cloudevents+json",
-        "servers": {
-            "development": {
-                "host": "127.0.0.1:9092",
-                "protocol": "kafka",
-                "description": "Tansu (embedded, ntx run)",
-            },
-            "production": {
-                "host": "kafka:9092",
-                "protocol": "kafka",
-                "description": "apache/kafka in KRaft mode (docker-compose.yml)",
-            },
-        },
-        "channels": channels,
-        "operations": operations,
-        "components": {"messages": messages},
-    }
-
-
-def _msg(name: str) -> str:
-    return name.replace(".", "_")
-
-
-def _message(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "title": name,
-        "contentType": "application/json",
-        "payload": {"schemaFormat": "application/schema+json;version=draft-07", "schema": schema},
-        "bindings": {
-            "kafka": {
-                "key": {"type": "string", "pattern": PATIENT_ID_PATTERN},
-                "bindingVersion": "0.5.0",
-            }
-        },
-    }
 
 
 def render() -> dict[str, str]:
     """Relative path -> file text, for writing and for the sync test."""
+    from shared.asyncapi import asyncapi
+
     files = {
         f"schemas/{name}.json": json.dumps(s, indent=2, sort_keys=True) + "\n"
         for name, s in all_schemas().items()

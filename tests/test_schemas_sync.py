@@ -28,7 +28,7 @@ def test_committed_contracts_match_the_models():
 
 def test_asyncapi_covers_every_topic_and_event_type():
     doc = yaml.safe_load((DOCS / "asyncapi.yaml").read_text())
-    assert doc["asyncapi"] == "3.0.0"
+    assert doc["asyncapi"] == "3.1.0"
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {t.name for t in ALL_TOPICS}
     names = {m["name"] for m in doc["components"]["messages"].values()}
