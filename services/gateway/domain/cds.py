@@ -136,7 +136,7 @@ def _items(request: HookRequest) -> list[Item]:
 def _resources(value: Any, at: str) -> list[Item]:
     if not isinstance(value, dict):
         raise refuse(at, "expected a FHIR resource or Bundle", "structure")
-    resource = parse_resource(value, at)
+    resource: Any = parse_resource(value, at)
     if resource.get_resource_type() != "Bundle":
         return [Item(resource, at, at)]
     return [

@@ -10,9 +10,7 @@ entry by entry (FHIR's own semantics): good entries are translated, bad ones rep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-from fhir.resources.R4B.resource import Resource
+from typing import Any, Literal
 
 from services.gateway.domain.outcome import Issue, refuse
 from services.gateway.domain.resources import Index, Item, idempotency_key
@@ -34,7 +32,7 @@ class Document:
         return Index(self.items)
 
 
-def document(resource: Resource, settings: GatewaySettings = DEFAULT_SETTINGS) -> Document:
+def document(resource: Any, settings: GatewaySettings = DEFAULT_SETTINGS) -> Document:
     kind = resource.get_resource_type()
     if kind != "Bundle":
         return Document("single", [Item(resource, kind, idempotency_key(resource, None, kind))])
@@ -43,7 +41,7 @@ def document(resource: Resource, settings: GatewaySettings = DEFAULT_SETTINGS) -
     return doc
 
 
-def _unwrap(bundle: Resource, path: str, doc: Document, levels: int) -> None:
+def _unwrap(bundle: Any, path: str, doc: Document, levels: int) -> None:
     entries = list(bundle.entry or [])
     if _is_notification(bundle, entries):
         doc.mode = "each_entry"
@@ -88,7 +86,7 @@ def _entry(entry, at: str, doc: Document, levels: int) -> None:
     )
 
 
-def _is_notification(bundle: Resource, entries: list) -> bool:
+def _is_notification(bundle: Any, entries: list) -> bool:
     if bundle.type == "subscription-notification":
         return True
     if bundle.type != "history" or not entries or entries[0].resource is None:
@@ -102,7 +100,7 @@ def _is_notification(bundle: Resource, entries: list) -> bool:
     )
 
 
-def _notifies(status: Resource, at: str, doc: Document) -> bool:
+def _notifies(status: Any, at: str, doc: Document) -> bool:
     """Whether the notification carries events; a handshake or heartbeat does not,
     and says so (nothing is dropped: there was nothing to translate)."""
     if status.get_resource_type() == "SubscriptionStatus":

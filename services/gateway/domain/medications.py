@@ -5,6 +5,7 @@ reason -> ``dose.not_given``; ``MedicationStatement`` / ``MedicationRequest`` st
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -120,7 +121,7 @@ def _not_given(item: Item, ctx: Context, formulation: str, patient: Any) -> list
             )
         )
     due = r.effectiveDateTime or (r.effectivePeriod.start if r.effectivePeriod else None)
-    due_utc = format_utc(due) if getattr(due, "tzinfo", None) is not None else None
+    due_utc = format_utc(due) if isinstance(due, datetime) and due.tzinfo is not None else None
     recorded = r.meta.lastUpdated if r.meta and r.meta.lastUpdated else ctx.now
     fact = Fact(
         "ntx.dose.not_given.v1",

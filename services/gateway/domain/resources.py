@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from fhir.resources.R4B.resource import Resource
-
 from services.gateway.domain.outcome import refuse
 
 #: A patient as the request names them: every (system, value) identifier given.
@@ -24,7 +22,9 @@ PatientRef = frozenset[tuple[str, str]]
 class Item:
     """One resource of a request: the model, its FHIRPath, its idempotency key."""
 
-    resource: Resource
+    #: a ``fhir.resources`` R4B model; typed loosely since handlers are chosen by
+    #: ``resourceType`` at run time and read that type's own elements
+    resource: Any
     path: str
     key: str
     full_url: str | None = None
@@ -37,7 +37,7 @@ class Item:
         return f"{self.path}.{element}"
 
 
-def idempotency_key(resource: Resource, full_url: str | None, path: str) -> str:
+def idempotency_key(resource: Any, full_url: str | None, path: str) -> str:
     """(type, id, meta.versionId) when versioned, else the Bundle entry's fullUrl,
     else (type, id) with a digest of the content: an unversioned resource sent
     again unchanged is the same fact, a corrected one is a new fact."""
@@ -56,7 +56,7 @@ def idempotency_key(resource: Resource, full_url: str | None, path: str) -> str:
     )
 
 
-def content_digest(resource: Resource) -> str:
+def content_digest(resource: Any) -> str:
     body = resource.model_dump(mode="json", exclude_none=True)
     body.pop("meta", None)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
