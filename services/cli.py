@@ -31,6 +31,18 @@ def _alerts_replay(args: argparse.Namespace) -> int:
     return each_file(args.files, replay)
 
 
+def _fhir_translate(args: argparse.Namespace) -> int:
+    from services.gateway.cli import translate_files
+
+    return translate_files(args.files)
+
+
+def _cds_evaluate(args: argparse.Namespace) -> int:
+    from services.gateway.cli import evaluate_file
+
+    return each_file(args.files, lambda path: evaluate_file(path, args.as_of))
+
+
 def _run(args: argparse.Namespace) -> int:
     from services.runner import run
 
@@ -134,6 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
         "files", nargs="+", metavar="FILE", help=f"JSON-lines events, or - for stdin{MANY}"
     )
     p.set_defaults(func=_alerts_replay)
+
+    fhir = sub.add_parser("fhir", help="FHIR R4 gateway, pure").add_subparsers(
+        dest="fhir_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = fhir.add_parser("translate", help="print the NTX events a FHIR R4 file means")
+    p.add_argument("files", nargs="+", metavar="FILE", help=f"FHIR R4 JSON, or - for stdin{MANY}")
+    p.set_defaults(func=_fhir_translate)
+
+    cds = sub.add_parser("cds", help="CDS Hooks, pure").add_subparsers(
+        dest="cds_command", required=True, metavar="SUBCOMMAND"
+    )
+    p = cds.add_parser("evaluate", help="print the cards for a CDS Hooks order-sign request")
+    p.add_argument("files", nargs="+", metavar="FILE", help=f"CDS Hooks request JSON{MANY}")
+    p.add_argument("--as-of", default=None, help="evaluation date YYYY-MM-DD (default: today)")
+    p.set_defaults(func=_cds_evaluate)
 
     p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
     p.add_argument("file")
