@@ -76,7 +76,7 @@ def test_intake_reads_requests_and_writes_decisions_and_dead_letters_only():
         ("scheduler", {"ntx.intake.decisions.v1", "ntx.clinical.events.v1"}, {"ntx.schedule.v1"}),
         (
             "alerts",
-            {"ntx.clinical.events.v1", "ntx.schedule.v1"},
+            {"ntx.clinical.events.v1", "ntx.schedule.v1", "ntx.deliveries.v1"},
             {"ntx.alerts.v1", "ntx.notifications.v1"},
         ),
     ],
