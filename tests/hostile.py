@@ -13,6 +13,7 @@ import json
 import re
 from datetime import UTC, datetime
 
+from services.worker import SERVICES, load_spec
 from shared.envelope import MAX_MESSAGE_BYTES, build, parse_data
 from shared.topics import EVENT_TYPES, event_type
 from tests.unit.event_examples import EXAMPLES
@@ -21,8 +22,11 @@ NOW = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)  # after every example's recorded
 INBOUND = sorted(t for t, k in EVENT_TYPES.items() if k.source == "health_system")
 #: Every type some service consumes: the health system's, and the decisions and
 #: schedule other services publish (a forged one arrives on the same topics).
-CONSUMED = sorted(t for t, k in EVENT_TYPES.items() if k.topic.name != "ntx.alerts.v1")
-CONSUMED = [t for t in CONSUMED if EVENT_TYPES[t].topic.name != "ntx.notifications.v1"]
+CONSUMED = sorted(
+    t
+    for t, k in EVENT_TYPES.items()
+    if k.topic.name in {topic.name for name in SERVICES for topic in load_spec(name).topics}
+)
 
 
 def valid(type_: str, patient: str, n: int, now: datetime = NOW) -> dict:
