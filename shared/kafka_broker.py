@@ -54,8 +54,13 @@ def make_broker(
 
 
 def _cluster_id() -> str:
-    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster id as Kafka writes them (URL-safe base64 of 16 bytes). Like
+    Kafka's own ``Uuid.randomUuid``, never one starting with "-": a command line would
+    read it as an option (``kafka-storage format -t -x…`` fails)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaCluster:

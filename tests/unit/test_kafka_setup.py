@@ -108,3 +108,17 @@ def test_min_insync_replicas_may_not_exceed_the_replication_factor(monkeypatch):
         Settings(kafka_replication_factor=1, kafka_min_insync_replicas=2)
     assert Settings().kafka_replication_factor == 3
     assert Settings().kafka_min_insync_replicas == 2
+
+
+def test_cluster_ids_never_read_as_a_command_line_option(monkeypatch):
+    """One id in 64 would start with "-", and ``kafka-storage format -t -…`` refuses it."""
+    import uuid
+
+    import shared.kafka_broker as kafka_broker
+
+    # 0xF8 puts 62 ("-") in the first base64 digit; the second draw is an ordinary id
+    draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.UUID(bytes=b"\x10" * 16)])
+    monkeypatch.setattr(kafka_broker.uuid, "uuid4", lambda: next(draws))
+    cluster_id = kafka_broker._cluster_id()
+    assert cluster_id == "EBAQEBAQEBAQEBAQEBAQEA"
+    assert len(cluster_id) == 22
