@@ -95,7 +95,7 @@ def make_app(runtime: Runtime) -> faust.App:
     return app
 
 
-def _app_class(fetch_max_wait_ms: int) -> type[faust.App]:
+def _app_class(fetch_max_wait_ms: int | None) -> type[faust.App]:
     """The app whose web server serves only the pages added here: faust's own
     (``/router/``, ``/table/``, ``/graph/``, its index and statistics) would show
     internals and answered a malformed ``/router/`` path with a traceback in the log."""

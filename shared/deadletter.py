@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared import outbox
 from shared.envelope import MAX_MESSAGE_BYTES
+from shared.ingress import Message, Refused
 from shared.topics import DLQ
 from shared.types import UtcDateTime
 
@@ -142,6 +143,41 @@ async def store(
     return bool(fresh)
 
 
+async def write(
+    conn: asyncpg.Connection,
+    message: Message,
+    refusal: Refused,
+    now: datetime,
+    *,
+    service: str,
+    schema: str,
+) -> None:
+    """Dead-letter ``message`` for ``refusal``: the letter and its outbox row, in the
+    caller's transaction, and a log line naming the field (never the value)."""
+    letter = dead_letter(
+        service,
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        refusal.reason,
+        refusal.field,
+        now,
+        schema=schema,
+    )
+    await store(conn, letter, message.key, message.value)
+    log.warning(
+        "dead letter",
+        extra={
+            "service": service,
+            "topic": message.topic,
+            "field": letter.field,
+            "reason": letter.reason,
+        },
+    )
+
+
 async def unpublishable(
     conn: asyncpg.Connection,
     service: str,
@@ -167,8 +203,3 @@ async def unpublishable(
         service, topic, None, None, raw_key, value, reason, "message", now, schema=schema
     )
     await store(conn, letter, raw_key, value)
-
-
-def original_bytes(letter: DeadLetter) -> bytes | None:
-    """The original as the letter carries it (a prefix when ``truncated``)."""
-    return base64.b64decode(letter.original_b64) if letter.original_b64 is not None else None

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,8 +22,6 @@ import asyncpg
 from aiokafka import errors as kafka
 
 from shared.topics import event_type
-
-log = logging.getLogger("ntx.outbox")
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
@@ -94,8 +90,9 @@ def _lock_key(schema: str) -> int:
 
 
 class Relay:
-    """Publishes unsent outbox rows. One relay at a time per schema (advisory lock) so
-    a patient's events leave in the order they were written, even with two workers."""
+    """Publishes unsent outbox rows, a round per :meth:`run_once` (the runtime runs it
+    in a supervised loop). One relay at a time per schema (advisory lock) so a
+    patient's events leave in the order they were written, even with two workers."""
 
     def __init__(
         self,
@@ -111,10 +108,6 @@ class Relay:
         self.on_unpublishable = on_unpublishable
         self.batch = batch
         self.lock_key = _lock_key(schema)
-        self.wakeup = asyncio.Event()
-        self.published = 0
-        #: Since when (monotonic) publishing has failed; None while it works.
-        self.failing_since: float | None = None
 
     async def run_once(self) -> int:
         async with self.pool.acquire() as conn:
@@ -134,9 +127,8 @@ class Relay:
                 return 0
             results = await self.send_rows([(r["topic"], _key(r["key"]), r["value"]) for r in rows])
             done, failure = await self._settle(conn, rows, results)
-        self.published += done
         if failure is not None:
-            raise failure  # after the stamps are committed: the run loop backs off
+            raise failure  # after the stamps are committed: the relay's loop backs off
         return done
 
     async def _settle(
@@ -157,22 +149,6 @@ class Relay:
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", stamped
             )
         return len(stamped), failure
-
-    async def run(self, stopping: asyncio.Event, poll_s: float = 0.05) -> None:
-        backoff = poll_s
-        while not stopping.is_set():
-            try:
-                sent = await self.run_once()
-                backoff, self.failing_since = poll_s, None
-            except Exception as exc:  # broker or database away: keep rows, retry
-                log.warning(
-                    "relay retry", extra={"error": type(exc).__name__, "backoff_s": backoff}
-                )
-                sent = 0
-                backoff = min(backoff * 2 if backoff >= 0.2 else 0.2, 5.0)
-                self.failing_since = self.failing_since or time.monotonic()
-            if sent == 0:
-                await _wait(self.wakeup, stopping, backoff)
 
 
 async def send_each(producer: Any, rows: list[Row]) -> list[BaseException | None]:
@@ -195,13 +171,3 @@ def _error_or_none(ack: object) -> BaseException | None:
 
 def _key(key: str | None) -> bytes | None:
     return key.encode() if key is not None else None
-
-
-async def _wait(wakeup: asyncio.Event, stopping: asyncio.Event, timeout: float) -> None:
-    wakeup.clear()
-    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopping.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
