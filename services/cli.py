@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from services.bootstrap import SERVICES
 from shared.cliutil import each_file
 
 #: help text for the commands that take several files
@@ -185,15 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small run, for smoke checks")
 
     p = add("migrate", _migrate, "apply database migrations")
-    p.add_argument(
-        "service", nargs="?", default="all", choices=["all", "intake", "scheduler", "alerts"]
-    )
+    p.add_argument("service", nargs="?", default="all", choices=["all", *SERVICES])
 
     p = add("schemas", _schemas, "write JSON Schemas and the AsyncAPI document")
     p.add_argument("--out", default="docs")
 
     p = add("service", _service, "run one service in the foreground (used by ntx run and images)")
-    p.add_argument("name", choices=["intake", "scheduler", "alerts"])
+    p.add_argument("name", choices=SERVICES)
 
     p = add("dlq", _dlq, "inspect and replay dead letters")
     dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")

@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from services.runner import SERVICES, ServiceProcesses, role_env, service_env
-from services.worker import load_spec
+from services.bootstrap import SERVICES, load_spec
+from services.runner import ServiceProcesses, role_env, service_env
 from shared import db
 from shared.clock import FileClock
 from shared.infra import EmbeddedBroker, EmbeddedStack, create_topics
@@ -151,8 +151,8 @@ class Cluster:
         their history (or their retention) passed: it never sees what came before."""
         assert self.procs is not None
         if from_end:
-            topics = [t.name for t in load_spec(name).topics]
-            await commit_ends(self.bootstrap, f"ntx-{name}", topics)
+            spec = load_spec(name)
+            await commit_ends(self.bootstrap, spec.group, [t.name for t in spec.topics])
         await self.close_probes()
         self.services = (*self.services, name)
         self.procs.start(name)
@@ -322,21 +322,14 @@ class _Probes:
         self.ends, self.groups, self.conn, self.services = ends, groups, conn, services
         self.producer = producer
         self.database_url = database_url
+        # what each service's spec says is work left, and when more falls due
+        settings, work = Settings(), [(n, w) for n in services for w in load_spec(n).all_work]
         self.work_sql = " UNION ALL ".join(
-            f"SELECT '{name}.outbox', count(*) FROM {name}.outbox WHERE sent_at IS NULL"
-            f" UNION ALL SELECT '{name}.timers', count(*) FROM {name}.timers WHERE due_at <= $1"
-            for name in services
+            f"SELECT '{name}.{w.name}', ({w.sql(w.count, name, settings)})" for name, w in work
         )
-        if "scheduler" in services:
-            # due items, and plans whose horizon the scheduler is yet to extend: an item
-            # not materialised yet is work too (a clock step can outrun the extender)
-            half = Settings().schedule_horizon_hours / 2
-            self.work_sql += (
-                " UNION ALL SELECT 'scheduler.due', count(*) FROM scheduler.due_items"
-                " WHERE emitted_at IS NULL AND due_at <= $1"
-                " UNION ALL SELECT 'scheduler.horizon', count(*) FROM scheduler.plans"
-                f" WHERE active AND horizon_until < $1 + interval '{half} hours'"
-            )
+        self.next_due_sql = " UNION ALL ".join(
+            f"({w.sql(w.next_due, name, settings)})" for name, w in work if w.next_due
+        )
 
     @classmethod
     async def open(
@@ -351,7 +344,9 @@ class _Probes:
         groups = {}
         for name in services:
             groups[name] = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=f"ntx-{name}", enable_auto_commit=False
+                bootstrap_servers=bootstrap,
+                group_id=load_spec(name).group,
+                enable_auto_commit=False,
             )
             await groups[name].start()
         conn = await db.connect(database_url, "public")
@@ -396,16 +391,7 @@ class _Probes:
 
     async def next_due(self, after: datetime) -> datetime | None:
         """The next moment after ``after`` at which a timer or a due item falls due."""
-        parts = [
-            f"SELECT min(due_at) FROM {name}.timers WHERE due_at > $1" for name in self.services
-        ]
-        if "scheduler" in self.services:
-            parts.append(
-                "SELECT min(due_at) FROM scheduler.due_items WHERE emitted_at IS NULL AND due_at > $1"
-            )
-        return await self.conn.fetchval(
-            f"SELECT min(m) FROM ({' UNION ALL '.join(parts)}) AS t(m)", after
-        )
+        return await self.conn.fetchval(f"SELECT min(m) FROM ({self.next_due_sql}) AS t(m)", after)
 
     async def db_work(self, now: datetime) -> dict[str, int]:
         try:

@@ -76,7 +76,7 @@ async def publish_raw(
 
 
 def migrate(service: str) -> int:
-    from services.worker import SERVICES, load_spec
+    from services.bootstrap import SERVICES, load_spec
 
     settings = get_settings()
     names = SERVICES if service == "all" else (service,)

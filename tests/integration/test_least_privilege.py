@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.worker import load_spec
+from services.bootstrap import load_spec
 from shared import db, pgpass
 
 pytestmark = pytest.mark.infra
