@@ -19,8 +19,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.cluster import Cluster, read_all, wire
+from services.cluster import Cluster, wire
 from services.simulate import FIRST_DAY, START, ZONE, Patient, check, cohort, day_events
+from services.topic_reading import read_all
 from shared import db
 from shared.infra import EmbeddedBroker, TopicOptions, create_topics
 from shared.localtime import to_utc
