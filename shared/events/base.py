@@ -4,7 +4,7 @@ the liver measure (DESIGN.md §3)."""
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -35,3 +35,18 @@ def uln_multiple(alt: Decimal, ast: Decimal, alt_uln: Decimal, ast_uln: Decimal)
     """The higher of ALT/ULN and AST/ULN, exact (Decimal, never float): the measure
     each service compares with its own thresholds."""
     return max(alt / alt_uln, ast / ast_uln)
+
+
+class LiverPanel:
+    """ALT and AST with their upper limits of normal (a screen at intake, a result
+    during treatment): :attr:`uln_multiple` is what the rules compare."""
+
+    if TYPE_CHECKING:  # the models declare the fields, each in its own order
+        alt: Decimal
+        ast: Decimal
+        alt_uln: Decimal
+        ast_uln: Decimal
+
+    @property
+    def uln_multiple(self) -> Decimal:
+        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)

@@ -3,12 +3,11 @@ liver panels, procedures, stops and acknowledgements."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Literal
 
 from pydantic import Field
 
-from shared.events.base import Data, OralDoseMg, XrDoseMg, uln_multiple
+from shared.events.base import Data, LiverPanel, OralDoseMg, XrDoseMg
 from shared.types import (
     ExactNumber,
     PlausibleDate,
@@ -50,16 +49,12 @@ class UdsResulted(Data):
         return self.opioids_detected or self.fentanyl_detected is True
 
 
-class LabResulted(Data):
+class LabResulted(Data, LiverPanel):
     collected_at: PlausibleUtcDateTime
     alt: ExactNumber
     ast: ExactNumber
     alt_uln: PositiveExactNumber
     ast_uln: PositiveExactNumber
-
-    @property
-    def uln_multiple(self) -> Decimal:
-        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
 
 
 class ProcedureScheduled(Data):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import time
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -15,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.events.base import Data, Part, uln_multiple
+from shared.events.base import Data, LiverPanel, Part
 from shared.types import (
     Code,
     ExactNumber,
@@ -92,16 +91,12 @@ class NaloxoneChallenge(Part):
     result: Literal["negative", "positive"]
 
 
-class LiverFunction(Part):
+class LiverFunction(Part, LiverPanel):
     date: HistoryDate
     alt: ExactNumber
     ast: ExactNumber
     alt_uln: PositiveExactNumber
     ast_uln: PositiveExactNumber
-
-    @property
-    def uln_multiple(self) -> Decimal:
-        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
 
 
 class PlannedProcedure(Part):
