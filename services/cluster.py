@@ -23,8 +23,7 @@ from services.topic_reading import commit_ends, partitions, read_all, true_end_o
 from shared import db
 from shared.clock import FileClock
 from shared.infra import EmbeddedBroker, EmbeddedStack, create_topics
-from shared.outbox import encode
-from shared.topics import event_type
+from shared.records import Record, record, send_all
 
 #: Settings for the service processes in simulated time: fast commits and polls.
 SIM_ENV = {
@@ -111,14 +110,9 @@ class Cluster:
     async def send(self, envelopes: list[dict]) -> None:
         await self.send_raw(wire(envelopes))
 
-    async def send_raw(self, messages: list[tuple[str, str | None, bytes]]) -> None:
+    async def send_raw(self, messages: list[Record]) -> None:
         """Send bytes as they are (acks=all, in order per partition)."""
-        producer = (await self._get_probes()).producer
-        sent = [
-            await producer.send(topic, value, key=key.encode() if key is not None else None)
-            for topic, key, value in messages
-        ]
-        await asyncio.gather(*sent)
+        await send_all((await self._get_probes()).producer, messages)
 
     async def close_probes(self) -> None:
         """Call at the end of each event loop that drove the cluster."""
@@ -219,6 +213,6 @@ class Cluster:
         return sorted(out, key=lambda e: e.get("time", ""))
 
 
-def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
+def wire(envelopes: list[dict]) -> list[Record]:
     """``(topic, key, value)`` of CloudEvents, as the health system would send them."""
-    return [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
+    return [record(e) for e in envelopes]

@@ -15,7 +15,7 @@ import asyncpg
 from services.bootstrap import SERVICES
 from services.tools import publish_raw, read_events
 from shared import db
-from shared.outbox import encode
+from shared.records import encode
 from shared.settings import get_settings
 
 

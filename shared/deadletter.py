@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from shared import outbox
 from shared.envelope import MAX_MESSAGE_BYTES
 from shared.ingress import Message, Refused
+from shared.records import encode
 from shared.topics import DLQ
 from shared.types import UtcDateTime
 
@@ -138,7 +139,7 @@ async def store(
         letter.received_at,
     )
     if fresh and announce:
-        value = outbox.encode(letter.model_dump(mode="json"))
+        value = encode(letter.model_dump(mode="json"))
         await outbox.enqueue(conn, DLQ.name, letter.key, value)
     return bool(fresh)
 

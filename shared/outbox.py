@@ -12,22 +12,18 @@ now (the broker away), so the rows ahead of a failure are never sent again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from aiokafka import errors as kafka
 
-from shared.topics import event_type
+from shared.records import Record, encode, record
+
+__all__ = ["Relay", "encode", "enqueue", "enqueue_events", "enqueue_many"]
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
-
-
-def encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
 async def enqueue(conn: asyncpg.Connection, topic: str, key: str | None, value: bytes) -> None:
@@ -40,9 +36,7 @@ async def enqueue_events(conn: asyncpg.Connection, envelopes: list[dict[str, Any
     """Queue CloudEvents dicts on their registered topics, keyed by patient."""
     if not envelopes:
         return
-    await enqueue_many(
-        conn, [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
-    )
+    await enqueue_many(conn, [record(e) for e in envelopes])
 
 
 async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | None, bytes]]) -> None:
@@ -75,7 +69,7 @@ UNPUBLISHABLE: tuple[type[BaseException], ...] = (
     ValueError,
 )
 
-Row = tuple[str, bytes | None, bytes]
+Row = Record
 #: Sends rows in order; one result per row: None (acknowledged) or the error.
 SendRows = Callable[[list[Row]], Awaitable[list[BaseException | None]]]
 #: Called with the relay's connection, inside its transaction, for a row the broker
@@ -125,7 +119,7 @@ class Relay:
             )
             if not rows:
                 return 0
-            results = await self.send_rows([(r["topic"], _key(r["key"]), r["value"]) for r in rows])
+            results = await self.send_rows([(r["topic"], r["key"], r["value"]) for r in rows])
             done, failure = await self._settle(conn, rows, results)
         if failure is not None:
             raise failure  # after the stamps are committed: the relay's loop backs off
@@ -149,25 +143,3 @@ class Relay:
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", stamped
             )
         return len(stamped), failure
-
-
-async def send_each(producer: Any, rows: list[Row]) -> list[BaseException | None]:
-    """Send ``rows`` in order with an aiokafka producer; each row's outcome, None when
-    acknowledged. A record the producer refuses before sending (too large) fails alone."""
-    pending: list[Any] = []
-    for topic, key, value in rows:
-        try:
-            pending.append(await producer.send(topic, value, key=key))
-        except Exception as exc:
-            pending.append(exc)
-    sent = [p for p in pending if not isinstance(p, BaseException)]
-    acks = iter(await asyncio.gather(*sent, return_exceptions=True))
-    return [p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending]
-
-
-def _error_or_none(ack: object) -> BaseException | None:
-    return ack if isinstance(ack, BaseException) else None
-
-
-def _key(key: str | None) -> bytes | None:
-    return key.encode() if key is not None else None

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared import db, deadletter, housekeeping, metrics, outbox
+from shared import db, deadletter, housekeeping, metrics, outbox, records
 from shared.batches import Batches
 from shared.clock import Clock
 from shared.deadlines import Deadlines
@@ -154,7 +154,7 @@ class Runtime:
 
     async def _send_rows(self, rows: list[outbox.Row]) -> list[BaseException | None]:
         assert self.producer is not None
-        results = await outbox.send_each(self.producer, rows)
+        results = await records.send_each(self.producer, rows)
         metrics.PUBLISHED.labels(self.spec.name).inc(sum(r is None for r in results))
         return results
 
