@@ -29,9 +29,8 @@ from shared.deadlines import Deadlines
 from shared.envelope import Event, InvalidEvent
 from shared.ingress import Admitted, Message, Refused, admit
 from shared.retrying import Poisoned, attempt
-from shared.settings import Settings
 from shared.spec import ServiceSpec
-from shared.unit_of_work import UnitOfWork, begin
+from shared.unit_of_work import UnitOfWork, Units
 
 log = logging.getLogger("ntx.runtime")
 
@@ -41,19 +40,14 @@ Checked = Admitted | Refused | None
 class Batches:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        units: Units,
         spec: ServiceSpec,
-        settings: Settings,
         deadlines: Deadlines,
-        *,
-        schema: str,
         shutdown_requested: asyncio.Event,
     ):
-        self.pool = pool
+        self.units = units
         self.spec = spec
-        self.settings = settings
         self.deadlines = deadlines
-        self.schema = schema
         self.shutdown_requested = shutdown_requested
 
     async def handle(self, messages: Sequence[Message], now: datetime) -> list[str]:
@@ -76,7 +70,7 @@ class Batches:
         if all(c is None for c in checked):
             return ["ignored"] * len(checked)  # nothing to record: no transaction
         events = [c for c in checked if isinstance(c, Admitted)]
-        async with self._begin(now) as uow:
+        async with self.units.begin(now) as uow:
             patients = sorted({c.event.patient_id for c in events})
             await uow.lock_patients(patients)
             await self.deadlines.fire_before_input(uow, patients)
@@ -127,14 +121,14 @@ class Batches:
         return "dead"
 
     async def _dead_letter_alone(self, message: Message, refusal: Refused, now: datetime) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.units.pool.acquire() as conn, conn.transaction():
             await self._write_letter(conn, message, refusal, now)
 
     async def _write_letter(
         self, conn: asyncpg.Connection, message: Message, refusal: Refused, now: datetime
     ) -> None:
         await deadletter.write(
-            conn, message, refusal, now, service=self.spec.name, schema=self.schema
+            conn, message, refusal, now, service=self.spec.name, schema=self.units.schema
         )
 
     async def _attempt(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:
@@ -145,7 +139,7 @@ class Batches:
             func,
             *args,
             transient=db.TRANSIENT_DB_ERRORS,
-            attempts=self.settings.poison_attempts,
+            attempts=self.units.settings.poison_attempts,
             fatal=(_Isolate, _HandlerFailed, InvalidEvent),
             what="database unavailable",
             abandon_on=self.shutdown_requested,
@@ -156,16 +150,11 @@ class Batches:
         """Whether the database fails a trivial query now: then the failures that
         made a call look poisoned were the outage's, and it is retried on."""
         try:
-            async with self.pool.acquire(timeout=5) as conn:
+            async with self.units.pool.acquire(timeout=5) as conn:
                 await conn.fetchval("SELECT 1", timeout=5)
         except Exception:
             return True
         return False
-
-    def _begin(self, now: datetime):  # type: ignore[no-untyped-def]
-        return begin(
-            self.pool, now, source=self.spec.source, schema=self.schema, settings=self.settings
-        )
 
 
 def _sort(

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
-
-import asyncpg
 
 from shared import db, timers
 from shared.clock import Clock
-from shared.settings import Settings
 from shared.spec import TimersHandler
-from shared.unit_of_work import UnitOfWork, begin
+from shared.unit_of_work import UnitOfWork, Units
 
 log = logging.getLogger("ntx.runtime")
 
@@ -25,21 +21,14 @@ log = logging.getLogger("ntx.runtime")
 class Deadlines:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        units: Units,
         on_timers: TimersHandler | None,
         clock: Clock,
-        settings: Settings,
-        *,
-        source: str,
-        schema: str,
         fired: Callable[[], None],
     ):
-        self.pool = pool
+        self.units = units
         self.on_timers = on_timers
         self.clock = clock
-        self.settings = settings
-        self.source = source
-        self.schema = schema
         #: Called after timers fired and committed (their events wait in the outbox).
         self.fired = fired
 
@@ -50,13 +39,13 @@ class Deadlines:
         a patient busy in another transaction waits for the next round."""
         if self.on_timers is None:
             return 0
-        now, fired, batch = self.clock.now(), 0, self.settings.timer_batch
+        now, fired, batch = self.clock.now(), 0, self.units.settings.timer_batch
         while True:
-            async with self.pool.acquire() as conn:  # a cheap look, outside a transaction
+            async with self.units.pool.acquire() as conn:  # a cheap look, outside a transaction
                 waiting, more = await timers.due_patients(conn, now, batch)
             if not waiting:
                 return fired
-            async with self._begin(now) as uow:
+            async with self.units.begin(now) as uow:
                 free = await uow.try_lock_patients(waiting)
                 due = await self._fire(uow, sorted(free))
             fired += len(due)
@@ -92,6 +81,3 @@ class Deadlines:
         if due:
             await self.on_timers(uow, due)
         return due
-
-    def _begin(self, now: datetime):  # type: ignore[no-untyped-def]
-        return begin(self.pool, now, source=self.source, schema=self.schema, settings=self.settings)

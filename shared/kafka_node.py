@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.infra.children import Child, check_alive, tail
+from shared.infra.children import Child, RunsAsChild, check_alive, tail
 from shared.infra.kafka_wire import kafka_ping
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def unavailable_reason(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-class KafkaNode:
+class KafkaNode(RunsAsChild):
     """One KRaft node (broker and controller) of a :class:`KafkaCluster`."""
 
     def __init__(self, cluster: KafkaCluster, node_id: int, port: int, controller_port: int):
@@ -71,14 +71,6 @@ class KafkaNode:
         self._child = Child(f"kafka node {node_id}", signal.SIGTERM, signal.SIGKILL)
         self._began = 0.0
         self._started_before = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.proc.pid if self._child.running and self._child.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._child.running
 
     @property
     def data_dir(self) -> Path:

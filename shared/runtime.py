@@ -22,6 +22,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ from shared.retrying import retry
 from shared.settings import Settings
 from shared.spec import LoopSpec, ServiceSpec, each, each_timer
 from shared.supervised import Loop
-from shared.unit_of_work import Context, UnitOfWork, begin
+from shared.unit_of_work import Context, UnitOfWork, Units
 
 log = logging.getLogger("ntx.runtime")
 
@@ -66,6 +67,7 @@ class Runtime:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: outbox.Relay | None = None
+        self.units: Units | None = None
         self.deadlines: Deadlines | None = None
         self.batches: Batches | None = None
         self.loops: dict[str, Loop] = {}
@@ -110,23 +112,9 @@ class Runtime:
             on_unpublishable=self._unpublishable,
             batch=settings.relay_batch,
         )
-        self.deadlines = Deadlines(
-            pool,
-            self.spec.on_timers,
-            self.clock,
-            settings,
-            source=self.spec.source,
-            schema=self.schema,
-            fired=self.wake_relay,
-        )
-        self.batches = Batches(
-            pool,
-            self.spec,
-            settings,
-            self.deadlines,
-            schema=self.schema,
-            shutdown_requested=self.shutdown_requested,
-        )
+        self.units = Units(pool, self.spec.source, self.schema, settings)
+        self.deadlines = Deadlines(self.units, self.spec.on_timers, self.clock, self.wake_relay)
+        self.batches = Batches(self.units, self.spec, self.deadlines, self.shutdown_requested)
         self._run(Loop("relay", self.relay.run_once, settings.relay_poll_s))
         if self.spec.on_timers is not None:
             self._run(Loop("timers", self.fire_due_timers, settings.timer_poll_s))
@@ -170,12 +158,10 @@ class Runtime:
             conn, self.spec.name, self.schema, topic, key, value, error, self.clock.now()
         )
 
-    def unit_of_work(self, now: datetime):  # type: ignore[no-untyped-def]
-        """One transaction seeing ``now`` (:func:`shared.unit_of_work.begin`)."""
-        assert self.pool is not None
-        return begin(
-            self.pool, now, source=self.spec.source, schema=self.schema, settings=self.settings
-        )
+    def unit_of_work(self, now: datetime) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One transaction seeing ``now`` (:meth:`shared.unit_of_work.Units.begin`)."""
+        assert self.units is not None
+        return self.units.begin(now)
 
     def wake_relay(self) -> None:
         if "relay" in self.loops:

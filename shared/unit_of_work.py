@@ -1,6 +1,6 @@
 """The unit of work a batch runs in: one transaction, one "now" (read once by whoever
 begins it), the patients' locks, the inbox claims, and the events, timers and rows its
-handlers cause, written together when it ends (:func:`begin`).
+handlers cause, written together when it ends (:meth:`Units.begin`).
 
 A whole batch of messages (or of due timers) shares one unit, so a batch costs a
 handful of statements instead of several per message. Timer operations coalesce per
@@ -122,13 +122,21 @@ class UnitOfWork:
 Context = UnitOfWork
 
 
-@asynccontextmanager
-async def begin(
-    pool: asyncpg.Pool, now: datetime, *, source: str, schema: str, settings: Settings
-) -> AsyncIterator[UnitOfWork]:
-    """One transaction on a connection of ``pool``, seeing one ``now``; what the unit
-    queued is written before the commit, and nothing of it if anything fails."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, now, source, settings=settings, schema=schema)
-        yield uow
-        await uow.flush()
+@dataclass(frozen=True)
+class Units:
+    """Where a service's units of work begin: its pool, the ``source`` of the events
+    they emit, the ``schema`` their patients' locks are scoped to, and its settings."""
+
+    pool: asyncpg.Pool
+    source: str
+    schema: str
+    settings: Settings
+
+    @asynccontextmanager
+    async def begin(self, now: datetime) -> AsyncIterator[UnitOfWork]:
+        """One transaction, seeing one ``now``; what the unit queued is written before
+        the commit, and nothing of it if anything fails."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn, now, self.source, settings=self.settings, schema=self.schema)
+            yield uow
+            await uow.flush()

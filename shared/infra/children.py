@@ -216,9 +216,8 @@ def tail(path: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-class Embedded:
-    """What the embedded broker and database share: one child process, started by
-    ``start()`` and stopped by ``stop()``, and a context manager doing both."""
+class RunsAsChild:
+    """Something that runs as one child process (``_child``): its pid while it runs."""
 
     _child: Child
 
@@ -229,6 +228,11 @@ class Embedded:
     @property
     def running(self) -> bool:
         return self._child.running
+
+
+class Embedded(RunsAsChild):
+    """What the embedded broker and database share: one child process, started by
+    ``start()`` and stopped by ``stop()``, and a context manager doing both."""
 
     def start(self) -> Self:
         raise NotImplementedError
