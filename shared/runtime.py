@@ -35,7 +35,6 @@ from shared.clock import Clock
 from shared.deadlines import Deadlines
 from shared.ingress import Message
 from shared.progress import Progress
-from shared.retrying import retry
 from shared.settings import Settings
 from shared.spec import LoopSpec, ServiceSpec, each, each_timer
 from shared.supervised import Loop
@@ -52,7 +51,6 @@ __all__ = [
     "UnitOfWork",
     "each",
     "each_timer",
-    "retry",
 ]
 
 
