@@ -46,10 +46,6 @@ class Envelope(BaseModel):
     correlationid: str | None = Field(default=None, max_length=128)
     causationid: str | None = Field(default=None, max_length=128)
 
-    @property
-    def idempotency_key(self) -> tuple[str, str]:
-        return (self.source, self.id)
-
 
 class Event(BaseModel):
     """A validated envelope with its typed data."""

@@ -49,11 +49,7 @@ async def insert_items(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     )
 
 
-async def extend_horizons(runtime: Runtime) -> None:
-    await runtime.run_loop(lambda: _extend_batch(runtime), EXTEND_EVERY_S)
-
-
-async def _extend_batch(runtime: Runtime) -> int:
+async def extend_horizons(runtime: Runtime) -> int:
     """Materialise the next stretch for plans whose horizon runs short, a batch of
     plans per transaction; a plan with nothing left to fall due goes inactive."""
     hours = runtime.settings.schedule_horizon_hours
@@ -85,12 +81,8 @@ async def _extend_batch(runtime: Runtime) -> int:
     return len(rows)
 
 
-async def prune_emitted(runtime: Runtime) -> None:
+async def prune_emitted(runtime: Runtime) -> int:
     """Keeps ``due_items`` the size of the horizon plus a week, not of all history."""
-    await runtime.run_loop(lambda: _prune(runtime), runtime.settings.housekeeping_every_s)
-
-
-async def _prune(runtime: Runtime) -> int:
     assert runtime.pool is not None
     async with runtime.pool.acquire() as conn:
         await delete_in_chunks(
@@ -99,23 +91,20 @@ async def _prune(runtime: Runtime) -> int:
     return 0
 
 
-async def emit_due(runtime: Runtime) -> None:
-    await runtime.run_loop(lambda: _emit_batch(runtime), runtime.settings.timer_poll_s)
-
-
-async def _emit_batch(runtime: Runtime) -> int:
+async def emit_due(runtime: Runtime) -> int:
     """Claim due items (SKIP LOCKED, so workers share them), stamp them emitted and
-    queue their events in the same transaction: each is emitted once."""
+    queue their events in the same transaction: each is emitted once. One round sees
+    one "now"."""
     assert runtime.pool is not None
+    now = runtime.clock.now()
     async with runtime.pool.acquire() as conn:
         if not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM due_items WHERE emitted_at IS NULL AND due_at <= $1)",
-            runtime.clock.now(),
+            now,
         ):
             return 0
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        now = runtime.clock.now()
-        rows = await conn.fetch(
+    async with runtime.unit_of_work(now) as uow:
+        rows = await uow.conn.fetch(
             "UPDATE due_items d SET emitted_at = $1, late = $1 - d.due_at > $3"
             " FROM (SELECT patient_id, key FROM due_items WHERE emitted_at IS NULL AND due_at <= $1"
             "       ORDER BY due_at, patient_id, key LIMIT $2 FOR UPDATE SKIP LOCKED) c"
@@ -125,13 +114,11 @@ async def _emit_batch(runtime: Runtime) -> int:
             runtime.settings.timer_batch,
             LATE_AFTER,
         )
-        ctx = runtime.context(conn, now)
         for r in sorted(rows, key=lambda r: (r["due_at"], r["patient_id"], r["key"])):
             # data was validated against the type's model when the item was materialised
-            ctx.emit(
+            uow.emit(
                 r["type"], r["data"], id_=stable_id("due", r["patient_id"], r["key"], r["type"])
             )
-        await ctx.flush()
     if rows:
         runtime.wake_relay()
     return len(rows)

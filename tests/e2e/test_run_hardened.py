@@ -26,9 +26,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 
-from services.cluster import read_all
+from services.bootstrap import SERVICES, load_spec
 from services.tools import read_events, rebase
-from services.worker import SERVICES, load_spec
+from services.topic_reading import read_all
 from shared.topics import DLQ, INTAKE_DECISIONS, INTAKE_REQUESTS, SCHEDULE, event_type
 from tests.hostile import CONSUMED, INBOUND, applies, fixed_mutations, hostile, valid
 

@@ -21,7 +21,7 @@ import pytest
 
 from services.alerts.replay import ReplayLine, replay_lines
 from services.alerts.service import SPEC
-from services.cluster import read_all
+from services.topic_reading import read_all
 from shared import db
 from shared.clock import SimulatedClock
 from shared.envelope import build, parse_data
