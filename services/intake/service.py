@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from services.intake.domain.rules import Decided, IntakeInputError, decide, decision_event_type
+from services.intake.domain.rules import Decided, IntakeInputError, decide
 from shared.envelope import Envelope, Event, InvalidEvent, stable_id
 from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_midnight_utc, local_today
@@ -110,6 +110,11 @@ async def _store(ctx: Context, current: list[_Current]) -> None:
             for c in current
         ],
     )
+
+
+def decision_event_type(decided: IntakeDecided) -> str:
+    """``ntx.intake.accepted.v1``, ``.deferred.v1`` or ``.rejected.v1``."""
+    return f"ntx.intake.{decided.decision}.v1"
 
 
 def _publish(
