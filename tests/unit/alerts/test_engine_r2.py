@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from services.alerts.cli import replay_lines
 from services.alerts.domain.engine import handle
-from services.alerts.replay import ReplayError, replay_lines
+from services.alerts.replay import ReplayError
 from shared import events as ev
 from shared.envelope import parse_data
 from shared.topics import EVENT_TYPES
