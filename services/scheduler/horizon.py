@@ -14,6 +14,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.scheduler.domain import DueItem, PlanState, due_items, schedule_ends
+from services.scheduler.domain.state import STORED as PLAN_STATE
 from shared.envelope import stable_id
 from shared.housekeeping import delete_in_chunks
 from shared.runtime import Runtime
@@ -89,7 +90,7 @@ async def _extend_batch(runtime: Runtime) -> int:
         )
         items, horizons = [], []
         for row in rows:
-            state = PlanState.model_validate_json(row["state"])
+            state = PLAN_STATE.load(row["state"])
             items.extend(item_rows(row["patient_id"], state, row["horizon_until"], until))
             ends = schedule_ends(state)
             horizons.append((row["patient_id"], until, ends is None or until < ends))
