@@ -11,11 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import asyncpg
+from pydantic import BaseModel
 
-from services.scheduler.domain import PlanState, due_items, schedule_ends
+from services.scheduler.domain import DueItem, PlanState, due_items, schedule_ends
+from services.scheduler.domain.state import STORED as PLAN_STATE
 from shared.envelope import stable_id
 from shared.housekeeping import delete_in_chunks
 from shared.runtime import Runtime
+from shared.topics import event_type
 
 #: An item emitted this long after its due time is marked late (downtime catch-up).
 LATE_AFTER = timedelta(minutes=5)
@@ -32,9 +35,26 @@ def item_rows(
 ) -> list[tuple[str, str, str, datetime, str]]:
     """``due_items`` rows for ``[start, end)``; data as validated event JSON."""
     return [
-        (patient_id, i.key, i.type, i.due_utc, i.to_data(patient_id).model_dump_json())
+        (patient_id, i.key, i.type, i.due_utc, event_data(i, patient_id).model_dump_json())
         for i in due_items(state, start, end)
     ]
+
+
+def event_data(item: DueItem, patient_id: str) -> BaseModel:
+    """The event data of the item's type (fields the type does not carry are left out)."""
+    model = event_type(item.type).model
+    fields = {
+        "patient_id": patient_id,
+        "due_local": item.due_local,
+        "due_utc": item.due_utc,
+        "dose_mg": item.dose_mg,
+        "test": item.test,
+        "reason": item.reason,
+        "requires_uds": item.requires_uds,
+    }
+    return model.model_validate(
+        {k: v for k, v in fields.items() if k in model.model_fields and v is not None}
+    )
 
 
 async def insert_items(conn: asyncpg.Connection, rows: list[tuple]) -> None:
@@ -66,7 +86,7 @@ async def extend_horizons(runtime: Runtime) -> int:
         )
         items, horizons = [], []
         for row in rows:
-            state = PlanState.model_validate_json(row["state"])
+            state = PLAN_STATE.load(row["state"])
             items.extend(item_rows(row["patient_id"], state, row["horizon_until"], until))
             ends = schedule_ends(state)
             horizons.append((row["patient_id"], until, ends is None or until < ends))
