@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from services.bootstrap import SERVICES
 from shared.cliutil import each_file
 
 #: help text for the commands that take several files
@@ -118,49 +119,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None, help="where the embedded database lives")
     add("demo", _demo, "a short simulated treatment for a few patients, printed as a timeline")
 
-    intake = sub.add_parser("intake", help="intake rules").add_subparsers(
-        dest="intake_command", required=True, metavar="SUBCOMMAND"
-    )
-    p = intake.add_parser("evaluate", help="print the decision JSON for an intake request")
-    p.add_argument(
-        "files", nargs="+", metavar="FILE", help=f"intake request JSON, or - for stdin{MANY}"
-    )
-    p.add_argument("--as-of", default=None, help="evaluation date YYYY-MM-DD (default: today)")
-    p.set_defaults(func=_intake_evaluate)
+    def add_files(group: str, about: str, name: str, func: Callable, help_: str, files: str):
+        """``ntx GROUP NAME FILE...``: one of the commands that run rules on files."""
+        commands = sub.add_parser(group, help=about).add_subparsers(
+            dest=f"{group}_command", required=True, metavar="SUBCOMMAND"
+        )
+        p = commands.add_parser(name, help=help_)
+        p.add_argument("files", nargs="+", metavar="FILE", help=f"{files}{MANY}")
+        p.set_defaults(func=func)
+        return p
 
-    schedule = sub.add_parser("schedule", help="schedule rules").add_subparsers(
-        dest="schedule_command", required=True, metavar="SUBCOMMAND"
+    as_of = "evaluation date YYYY-MM-DD (default: today)"
+    p = add_files(
+        "intake",
+        "intake rules",
+        "evaluate",
+        _intake_evaluate,
+        "print the decision JSON for an intake request",
+        "intake request JSON, or - for stdin",
     )
-    p = schedule.add_parser("preview", help="print the due events of a plan, in time order")
-    p.add_argument(
-        "files", nargs="+", metavar="FILE", help=f"treatment plan JSON, or - for stdin{MANY}"
+    p.add_argument("--as-of", default=None, help=as_of)
+    p = add_files(
+        "schedule",
+        "schedule rules",
+        "preview",
+        _schedule_preview,
+        "print the due events of a plan, in time order",
+        "treatment plan JSON, or - for stdin",
     )
     p.add_argument("--days", type=int, default=28, help="days from start_date (default 28)")
-    p.set_defaults(func=_schedule_preview)
-
-    alerts = sub.add_parser("alerts", help="alert rules").add_subparsers(
-        dest="alerts_command", required=True, metavar="SUBCOMMAND"
+    add_files(
+        "alerts",
+        "alert rules",
+        "replay",
+        _alerts_replay,
+        "replay timestamped events through the alert rules",
+        "JSON-lines events, or - for stdin",
     )
-    p = alerts.add_parser("replay", help="replay timestamped events through the alert rules")
-    p.add_argument(
-        "files", nargs="+", metavar="FILE", help=f"JSON-lines events, or - for stdin{MANY}"
+    add_files(
+        "fhir",
+        "FHIR R4 gateway, pure",
+        "translate",
+        _fhir_translate,
+        "print the NTX events a FHIR R4 file means",
+        "FHIR R4 JSON, or - for stdin",
     )
-    p.set_defaults(func=_alerts_replay)
-
-    fhir = sub.add_parser("fhir", help="FHIR R4 gateway, pure").add_subparsers(
-        dest="fhir_command", required=True, metavar="SUBCOMMAND"
+    p = add_files(
+        "cds",
+        "CDS Hooks, pure",
+        "evaluate",
+        _cds_evaluate,
+        "print the cards for a CDS Hooks order-sign request",
+        "CDS Hooks request JSON",
     )
-    p = fhir.add_parser("translate", help="print the NTX events a FHIR R4 file means")
-    p.add_argument("files", nargs="+", metavar="FILE", help=f"FHIR R4 JSON, or - for stdin{MANY}")
-    p.set_defaults(func=_fhir_translate)
-
-    cds = sub.add_parser("cds", help="CDS Hooks, pure").add_subparsers(
-        dest="cds_command", required=True, metavar="SUBCOMMAND"
-    )
-    p = cds.add_parser("evaluate", help="print the cards for a CDS Hooks order-sign request")
-    p.add_argument("files", nargs="+", metavar="FILE", help=f"CDS Hooks request JSON{MANY}")
-    p.add_argument("--as-of", default=None, help="evaluation date YYYY-MM-DD (default: today)")
-    p.set_defaults(func=_cds_evaluate)
+    p.add_argument("--as-of", default=None, help=as_of)
 
     p = add("send", _send, "publish events from a file (JSON or JSON lines) to their topics")
     p.add_argument("file")
@@ -185,15 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a small run, for smoke checks")
 
     p = add("migrate", _migrate, "apply database migrations")
-    p.add_argument(
-        "service", nargs="?", default="all", choices=["all", "intake", "scheduler", "alerts"]
-    )
+    p.add_argument("service", nargs="?", default="all", choices=["all", *SERVICES])
 
     p = add("schemas", _schemas, "write JSON Schemas and the AsyncAPI document")
     p.add_argument("--out", default="docs")
 
     p = add("service", _service, "run one service in the foreground (used by ntx run and images)")
-    p.add_argument("name", choices=["intake", "scheduler", "alerts"])
+    p.add_argument("name", choices=SERVICES)
 
     p = add("dlq", _dlq, "inspect and replay dead letters")
     dsub = p.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")

@@ -14,23 +14,16 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
 
-from services.runner import SERVICES, ServiceProcesses, role_env, service_env
-from services.worker import load_spec
+from services.bootstrap import SERVICES, load_spec
+from services.probes import Probes
+from services.runner import ServiceProcesses, role_env, service_env
+from services.topic_reading import commit_ends, partitions, read_all, true_end_offsets
 from shared import db
 from shared.clock import FileClock
 from shared.infra import EmbeddedBroker, EmbeddedStack, create_topics
-from shared.outbox import encode
-from shared.settings import Settings
-from shared.topics import ALL_TOPICS, event_type
-
-#: A probe's fetch returns at once when records are there; otherwise it waits this long
-#: (the development broker always waits the whole of it).
-PROBE_FETCH_WAIT_MS = 20
+from shared.records import Record, record, send_all
 
 #: Settings for the service processes in simulated time: fast commits and polls.
 SIM_ENV = {
@@ -63,7 +56,7 @@ class Cluster:
         self.stack: EmbeddedStack | None = None
         self.procs: ServiceProcesses | None = None
         self._probe_loop: asyncio.AbstractEventLoop | None = None
-        self._probes: _Probes | None = None
+        self._probes: Probes | None = None
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -117,14 +110,9 @@ class Cluster:
     async def send(self, envelopes: list[dict]) -> None:
         await self.send_raw(wire(envelopes))
 
-    async def send_raw(self, messages: list[tuple[str, str | None, bytes]]) -> None:
+    async def send_raw(self, messages: list[Record]) -> None:
         """Send bytes as they are (acks=all, in order per partition)."""
-        producer = (await self._get_probes()).producer
-        sent = [
-            await producer.send(topic, value, key=key.encode() if key is not None else None)
-            for topic, key, value in messages
-        ]
-        await asyncio.gather(*sent)
+        await send_all((await self._get_probes()).producer, messages)
 
     async def close_probes(self) -> None:
         """Call at the end of each event loop that drove the cluster."""
@@ -151,8 +139,8 @@ class Cluster:
         their history (or their retention) passed: it never sees what came before."""
         assert self.procs is not None
         if from_end:
-            topics = [t.name for t in load_spec(name).topics]
-            await commit_ends(self.bootstrap, f"ntx-{name}", topics)
+            spec = load_spec(name)
+            await commit_ends(self.bootstrap, spec.group, [t.name for t in spec.topics])
         await self.close_probes()
         self.services = (*self.services, name)
         self.procs.start(name)
@@ -193,13 +181,13 @@ class Cluster:
     def now(self) -> datetime:
         return self.clock.now() if self.start_at is not None else datetime.now(UTC)
 
-    async def _get_probes(self) -> _Probes:
+    async def _get_probes(self) -> Probes:
         loop = asyncio.get_running_loop()
         if self._probe_loop is not loop or self._probes is None:
             self._probe_loop = loop
             assert self.stack is not None
             tansu = isinstance(self.stack.broker, EmbeddedBroker)
-            self._probes = await _Probes.open(
+            self._probes = await Probes.open(
                 self.bootstrap, self.database_url, self.services, tansu=tansu
             )
         return self._probes
@@ -225,194 +213,6 @@ class Cluster:
         return sorted(out, key=lambda e: e.get("time", ""))
 
 
-def wire(envelopes: list[dict]) -> list[tuple[str, str | None, bytes]]:
+def wire(envelopes: list[dict]) -> list[Record]:
     """``(topic, key, value)`` of CloudEvents, as the health system would send them."""
-    return [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
-
-
-def partitions(topics: list[str]) -> list[TopicPartition]:
-    by_name = {t.name: t for t in ALL_TOPICS}
-    return [TopicPartition(t, p) for t in topics for p in range(by_name[t].partitions)]
-
-
-async def true_end_offsets(
-    consumer: AIOKafkaConsumer, parts: list[TopicPartition]
-) -> dict[TopicPartition, int]:
-    """The offset after each partition's last record. The broker's answer is a lower
-    bound: Tansu 0.6 reports one past the *first* record of the last batch written
-    (seen: 21 records in three batches of 7, end offset 15), so the records from
-    there on are read to find the real end. ``consumer`` must not be subscribed;
-    its assignment is replaced."""
-    ends = await consumer.end_offsets(parts)
-    tail = [tp for tp in parts if ends[tp] > 0]
-    if not tail:
-        return ends
-    consumer.assign(tail)
-    for tp in tail:
-        consumer.seek(tp, ends[tp] - 1)
-    waiting = set(tail)  # each has at least the record at its reported end - 1
-    while waiting:
-        fetched = await consumer.getmany(*tail, timeout_ms=1000, max_records=10_000)
-        if not fetched:
-            break  # the broker answered nothing in a second: keep its figures
-        for tp, records in fetched.items():
-            ends[tp] = max(ends[tp], records[-1].offset + 1)
-            waiting.discard(tp)
-    for tp, records in (await consumer.getmany(*tail, timeout_ms=0)).items():
-        ends[tp] = max(ends[tp], records[-1].offset + 1)  # what was fetched meanwhile
-    return ends
-
-
-async def commit_ends(bootstrap: str, group: str, topics: list[str]) -> None:
-    """Commit ``group``'s offsets at the current (real) ends of ``topics``."""
-    reader = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=PROBE_FETCH_WAIT_MS,
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await reader.start()
-    await consumer.start()
-    try:
-        parts = partitions(topics)
-        ends = await true_end_offsets(reader, parts)
-        consumer.assign(parts)
-        await consumer.commit({tp: ends[tp] for tp in parts})
-    finally:
-        await consumer.stop()
-        await reader.stop()
-
-
-async def read_all(bootstrap: str, topics: list[str]) -> list[ConsumerRecord]:
-    """Every record on ``topics`` up to their current ends."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = partitions(topics)
-        ends = await true_end_offsets(consumer, parts)
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        out: list[ConsumerRecord] = []
-        while any([await consumer.position(p) < ends[p] for p in parts]):
-            for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                out.extend(records)
-        return out
-    finally:
-        await consumer.stop()
-
-
-class _Probes:
-    """Persistent connections for :meth:`Cluster.pending`: one consumer for end offsets,
-    one per consumer group for its committed offsets (a consumer that never subscribes
-    asks its group's coordinator; it works on Apache Kafka and on the Tansu fallback,
-    which drops the admin client's OffsetFetch, in one request per group either way),
-    one database connection."""
-
-    def __init__(
-        self,
-        ends: AIOKafkaConsumer,
-        groups: dict[str, AIOKafkaConsumer],
-        conn: asyncpg.Connection,
-        services: tuple[str, ...],
-        producer: AIOKafkaProducer,
-        database_url: str,
-    ):
-        self.ends, self.groups, self.conn, self.services = ends, groups, conn, services
-        self.producer = producer
-        self.database_url = database_url
-        self.work_sql = " UNION ALL ".join(
-            f"SELECT '{name}.outbox', count(*) FROM {name}.outbox WHERE sent_at IS NULL"
-            f" UNION ALL SELECT '{name}.timers', count(*) FROM {name}.timers WHERE due_at <= $1"
-            for name in services
-        )
-        if "scheduler" in services:
-            # due items, and plans whose horizon the scheduler is yet to extend: an item
-            # not materialised yet is work too (a clock step can outrun the extender)
-            half = Settings().schedule_horizon_hours / 2
-            self.work_sql += (
-                " UNION ALL SELECT 'scheduler.due', count(*) FROM scheduler.due_items"
-                " WHERE emitted_at IS NULL AND due_at <= $1"
-                " UNION ALL SELECT 'scheduler.horizon', count(*) FROM scheduler.plans"
-                f" WHERE active AND horizon_until < $1 + interval '{half} hours'"
-            )
-
-    @classmethod
-    async def open(
-        cls, bootstrap: str, database_url: str, services: tuple[str, ...], *, tansu: bool
-    ) -> _Probes:
-        ends = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=PROBE_FETCH_WAIT_MS,
-        )
-        await ends.start()
-        groups = {}
-        for name in services:
-            groups[name] = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap, group_id=f"ntx-{name}", enable_auto_commit=False
-            )
-            await groups[name].start()
-        conn = await db.connect(database_url, "public")
-        producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=not tansu, linger_ms=2
-        )
-        await producer.start()
-        return cls(ends, groups, conn, services, producer, database_url)
-
-    async def close(self) -> None:
-        await self.producer.stop()
-        for consumer in (self.ends, *self.groups.values()):
-            await consumer.stop()
-        if not self.conn.is_closed():
-            await self.conn.close()
-
-    async def lag(self) -> dict[str, int]:
-        """Messages each service's consumer group has not committed yet."""
-        inputs = {name: [t.name for t in load_spec(name).topics] for name in self.services}
-        parts = partitions(sorted({t for names in inputs.values() for t in names}))
-        ends = await true_end_offsets(self.ends, parts)
-        lag = {}
-        for name, probe in self.groups.items():
-            mine = [tp for tp in parts if tp.topic in inputs[name]]
-            # Find the group's coordinator anew each time: one that moved (its broker
-            # died and came back) answers NOT_COORDINATOR as a group-level error, which
-            # aiokafka 0.14 reads as "no commits" and never looks further. A missing
-            # commit only ever counts as work left, never as quiet.
-            probe._coordinator.coordinator_dead()
-            # one OffsetFetch for all the group's partitions (consumer.committed asks
-            # one partition per request; aiokafka is pinned)
-            committed = await probe._coordinator.fetch_committed_offsets(mine)
-            # On Apache Kafka a committed offset never passes the end (0 of 2,687
-            # checks); on the Tansu fallback faust commits one past it (1,151 of 1,548,
-            # its gap tracking), and the broker's own end figure can lag (see
-            # true_end_offsets): only a positive difference is work still to do.
-            lag[f"{name}.lag"] = sum(
-                max(0, ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp])
-                for tp in mine
-            )
-        return lag
-
-    async def next_due(self, after: datetime) -> datetime | None:
-        """The next moment after ``after`` at which a timer or a due item falls due."""
-        parts = [
-            f"SELECT min(due_at) FROM {name}.timers WHERE due_at > $1" for name in self.services
-        ]
-        if "scheduler" in self.services:
-            parts.append(
-                "SELECT min(due_at) FROM scheduler.due_items WHERE emitted_at IS NULL AND due_at > $1"
-            )
-        return await self.conn.fetchval(
-            f"SELECT min(m) FROM ({' UNION ALL '.join(parts)}) AS t(m)", after
-        )
-
-    async def db_work(self, now: datetime) -> dict[str, int]:
-        try:
-            if self.conn.is_closed():  # PostgreSQL restarted (fault runs): connect again
-                self.conn = await db.connect(self.database_url, "public")
-            return {r[0]: r[1] for r in await self.conn.fetch(self.work_sql, now)}
-        except db.TRANSIENT_DB_ERRORS:
-            if not self.conn.is_closed():
-                self.conn.terminate()
-            return {"database": 1}  # not known to be quiet
+    return [record(e) for e in envelopes]

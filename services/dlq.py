@@ -12,10 +12,10 @@ from argparse import Namespace
 
 import asyncpg
 
+from services.bootstrap import SERVICES
 from services.tools import publish_raw, read_events
-from services.worker import SERVICES
 from shared import db
-from shared.outbox import encode
+from shared.records import encode
 from shared.settings import get_settings
 
 

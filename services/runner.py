@@ -17,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.bootstrap import SERVICES
 from services.supervisor import Supervisor
 from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
 from shared.settings import ENDPOINTS_FILE, write_endpoints
 
-SERVICES = ("intake", "scheduler", "alerts")
 #: A service that exits while starting is started again (on a new port) this often.
 MAX_START_RETRIES = 3
 

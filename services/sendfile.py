@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.envelope import InvalidEvent, refuse_unstorable
 from shared.ingress import check
-from shared.outbox import encode
+from shared.records import encode
 from shared.topics import EVENT_TYPES
 from shared.types import format_local_minute, format_utc
 

@@ -46,6 +46,8 @@ __all__ = [
 EARLY_SERVICES = ("intake", "scheduler")
 LATE_SERVICE = "alerts"
 MARKER = "sim-marker"
+#: after the last day before the alerts service is deployed, before it is deployed
+MARKERS_AT = sent_at(FIRST_DAY) + timedelta(hours=1)
 
 
 def markers() -> list[dict]:
@@ -54,7 +56,7 @@ def markers() -> list[dict]:
     committed offsets can be handed the message just before them once (the broker
     returns the batch holding the offset); the marker is that message, so no patient's
     history leaks in."""
-    at = sent_at(FIRST_DAY) + timedelta(hours=1)
+    at = MARKERS_AT
     out: dict[tuple[str, int], dict] = {}
     for n in range(1000):
         patient = f"{MARKER}-{n}"
@@ -86,6 +88,9 @@ async def drive(
     )
     for n in range(FIRST_DAY, days):
         if n == 0:
+            # the clock reaches the markers' time before they are sent: a message stamped
+            # ahead of a service's clock is refused (DESIGN.md §3.3 r2)
+            await cluster.advance(MARKERS_AT)
             await cluster.send(markers())
             await cluster.advance(to_utc(datetime.combine(START, time(5, 0)), ZONE))
             await cluster.start_service(LATE_SERVICE, from_end=True)

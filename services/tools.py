@@ -13,7 +13,7 @@ from services.sendfile import check_message, read_events, rebase
 from shared import db
 from shared.clock import clock_from_env
 from shared.infra import create_topics
-from shared.outbox import encode
+from shared.records import Record, record, send_all
 from shared.settings import get_settings
 from shared.topics import event_type
 
@@ -51,12 +51,10 @@ def send(path: str, *, unchecked: bool = False, now: bool = False) -> int:
 
 
 async def _publish(events: list[dict]) -> None:
-    await publish_raw([(event_type(m["type"]).topic.name, m["subject"], encode(m)) for m in events])
+    await publish_raw([record(m) for m in events])
 
 
-async def publish_raw(
-    messages: list[tuple[str, str | bytes | None, bytes | None]], bootstrap: str | None = None
-) -> None:
+async def publish_raw(messages: list[Record], bootstrap: str | None = None) -> None:
     """Send ``(topic, key, value)`` messages with one idempotent producer, acks=all."""
     settings = get_settings()
     producer = AIOKafkaProducer(
@@ -65,18 +63,13 @@ async def publish_raw(
     )
     try:
         await producer.start()
-        # in order per partition (one producer); acknowledged all together
-        sent = [
-            await producer.send(topic, value, key=key.encode() if isinstance(key, str) else key)
-            for topic, key, value in messages
-        ]
-        await asyncio.gather(*sent)
+        await send_all(producer, messages)
     finally:
         await producer.stop()
 
 
 def migrate(service: str) -> int:
-    from services.worker import SERVICES, load_spec
+    from services.bootstrap import SERVICES, load_spec
 
     settings = get_settings()
     names = SERVICES if service == "all" else (service,)

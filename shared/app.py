@@ -36,7 +36,7 @@ def make_app(runtime: Runtime) -> faust.App:
     settings = runtime.settings
     spec = runtime.spec
     app = _app_class(settings.kafka_fetch_max_wait_ms)(
-        f"ntx-{spec.name}{_suffix(runtime)}",
+        f"{spec.group}{_suffix(runtime)}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
         value_serializer="raw",
@@ -95,7 +95,7 @@ def make_app(runtime: Runtime) -> faust.App:
     return app
 
 
-def _app_class(fetch_max_wait_ms: int) -> type[faust.App]:
+def _app_class(fetch_max_wait_ms: int | None) -> type[faust.App]:
     """The app whose web server serves only the pages added here: faust's own
     (``/router/``, ``/table/``, ``/graph/``, its index and statistics) would show
     internals and answered a malformed ``/router/`` path with a traceback in the log."""
@@ -134,7 +134,7 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
             except Abandoned:
                 exit_unacknowledged(runtime, "told to stop while a batch was retried")
 
-    app.agent(topic, name=f"ntx-{runtime.spec.name}")(agent)
+    app.agent(topic, name=runtime.spec.group)(agent)
 
 
 async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:

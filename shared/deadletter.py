@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict
 
 from shared import outbox
 from shared.envelope import MAX_MESSAGE_BYTES
+from shared.ingress import Message, Refused
+from shared.records import encode
 from shared.topics import DLQ
 from shared.types import UtcDateTime
 
@@ -137,9 +139,44 @@ async def store(
         letter.received_at,
     )
     if fresh and announce:
-        value = outbox.encode(letter.model_dump(mode="json"))
+        value = encode(letter.model_dump(mode="json"))
         await outbox.enqueue(conn, DLQ.name, letter.key, value)
     return bool(fresh)
+
+
+async def write(
+    conn: asyncpg.Connection,
+    message: Message,
+    refusal: Refused,
+    now: datetime,
+    *,
+    service: str,
+    schema: str,
+) -> None:
+    """Dead-letter ``message`` for ``refusal``: the letter and its outbox row, in the
+    caller's transaction, and a log line naming the field (never the value)."""
+    letter = dead_letter(
+        service,
+        message.topic,
+        message.partition,
+        message.offset,
+        message.key,
+        message.value,
+        refusal.reason,
+        refusal.field,
+        now,
+        schema=schema,
+    )
+    await store(conn, letter, message.key, message.value)
+    log.warning(
+        "dead letter",
+        extra={
+            "service": service,
+            "topic": message.topic,
+            "field": letter.field,
+            "reason": letter.reason,
+        },
+    )
 
 
 async def unpublishable(
@@ -167,8 +204,3 @@ async def unpublishable(
         service, topic, None, None, raw_key, value, reason, "message", now, schema=schema
     )
     await store(conn, letter, raw_key, value)
-
-
-def original_bytes(letter: DeadLetter) -> bytes | None:
-    """The original as the letter carries it (a prefix when ``truncated``)."""
-    return base64.b64decode(letter.original_b64) if letter.original_b64 is not None else None

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.ids import stable_id as stable_id  # re-exported: its callers outside the domain
 from shared.topics import EventType, event_type
 from shared.types import PATIENT_ID_PATTERN, PlausibleUtcDateTime, format_utc
 
@@ -45,10 +46,6 @@ class Envelope(BaseModel):
     data: dict[str, Any]
     correlationid: str | None = Field(default=None, max_length=128)
     causationid: str | None = Field(default=None, max_length=128)
-
-    @property
-    def idempotency_key(self) -> tuple[str, str]:
-        return (self.source, self.id)
 
 
 class Event(BaseModel):
@@ -206,12 +203,6 @@ def build(
         "correlationid": correlationid,
         "causationid": causationid,
     }
-
-
-def stable_id(*parts: str) -> str:
-    """A deterministic UUID for an event derived from its cause, so a replay re-emits
-    the same ``source``+``id`` and downstream inboxes drop the repeat."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "ntx:" + ":".join(parts)))
 
 
 #: DESIGN.md §3.3 [r2]: a recorded time more than 5 minutes after the receiving

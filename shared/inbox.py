@@ -20,10 +20,6 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def claim(conn: asyncpg.Connection, source: str, id_: str, body_digest: str) -> Seen:
-    return (await claim_many(conn, [(source, id_, body_digest)]))[0]
-
-
 async def claim_many(conn: asyncpg.Connection, claims: list[tuple[str, str, str]]) -> list[Seen]:
     """Claim ``(source, id, digest)`` for each message, in two statements per batch.
     Within the batch the first of two equal ids is the new one, as it would be if

@@ -5,7 +5,7 @@ loopback ports, built from :class:`shared.kafka_node.KafkaNode`.
 ``start()`` formats each node's storage the first time, starts them all (a quorum
 forms only once a majority runs), and returns once every node lists every broker.
 Where no JDK or no jars are found, :func:`make_broker` falls back to Tansu (the
-``EmbeddedBroker`` of :mod:`shared.infra`) and says why.
+``EmbeddedBroker`` of :mod:`shared.infra.tansu`) and says why.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.infra import EmbeddedBroker, free_port
+from shared.infra.children import free_port
+from shared.infra.tansu import EmbeddedBroker
 from shared.kafka_node import KafkaNode, java_binary, kafka_libs, kafka_version, unavailable_reason
 from shared.kafka_security import ADMIN, SERVICES, BrokerSecurity, grant, service_acls
 

@@ -5,7 +5,7 @@ them, and :class:`KafkaNode`, one KRaft process (broker and controller at once) 
 
 A node formats its storage the first time, runs with a bounded heap, and keeps its
 data directory and ports across stop, kill and restart, as a real broker would. It is
-started and supervised by :class:`shared.infra._Child` (parent-death signal, ``atexit``).
+started and supervised by :class:`shared.infra.children.Child` (parent-death signal, ``atexit``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shared.infra import _check_alive, _Child, _tail, kafka_ping
+from shared.infra.children import Child, RunsAsChild, check_alive, tail
+from shared.infra.kafka_wire import kafka_ping
 
 if TYPE_CHECKING:
     from shared.kafka_broker import KafkaCluster
@@ -58,7 +59,7 @@ def unavailable_reason(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-class KafkaNode:
+class KafkaNode(RunsAsChild):
     """One KRaft node (broker and controller) of a :class:`KafkaCluster`."""
 
     def __init__(self, cluster: KafkaCluster, node_id: int, port: int, controller_port: int):
@@ -67,17 +68,9 @@ class KafkaNode:
         self.dir = cluster.run_dir / f"node-{node_id}"
         self.log_path = self.dir / "server.log"
         self.startup_seconds: float | None = None
-        self._child = _Child(f"kafka node {node_id}", signal.SIGTERM, signal.SIGKILL)
+        self._child = Child(f"kafka node {node_id}", signal.SIGTERM, signal.SIGKILL)
         self._began = 0.0
         self._started_before = 0
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.proc.pid if self._child.running and self._child.proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._child.running
 
     @property
     def data_dir(self) -> Path:
@@ -145,12 +138,12 @@ class KafkaNode:
     def wait_ready(self, deadline: float, brokers: int) -> None:
         """Until this node answers and its metadata lists ``brokers`` brokers."""
         while True:
-            _check_alive(self._child, self.log_path)
+            check_alive(self._child, self.log_path)
             if self._answers(brokers):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(
-                    f"kafka node {self.node_id} not ready on port {self.port}:\n{_tail(self.log_path)}"
+                    f"kafka node {self.node_id} not ready on port {self.port}:\n{tail(self.log_path)}"
                 )
             time.sleep(0.1)
         self.startup_seconds = time.monotonic() - self._began

@@ -16,7 +16,10 @@ from pathlib import Path
 
 from shared.topics import ALL_TOPICS, DLQ
 
-SERVICES = ("intake", "scheduler", "alerts")
+#: The services with a principal: every service may write dead letters, so the
+#: topic registry's writers of ``ntx.dlq.v1`` (the same list as services/bootstrap.py's
+#: registry, which shared/ may not import; a unit test keeps them equal).
+SERVICES: tuple[str, ...] = DLQ.producers
 MECHANISM = "SCRAM-SHA-512"
 ADMIN = "admin"
 

@@ -12,26 +12,18 @@ now (the broker away), so the rows ahead of a failure are never sent again.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
-import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 from aiokafka import errors as kafka
 
-from shared.topics import event_type
+from shared.records import Record, encode, record
 
-log = logging.getLogger("ntx.outbox")
+__all__ = ["Relay", "encode", "enqueue", "enqueue_events", "enqueue_many"]
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
-
-
-def encode(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
 
 
 async def enqueue(conn: asyncpg.Connection, topic: str, key: str | None, value: bytes) -> None:
@@ -44,9 +36,7 @@ async def enqueue_events(conn: asyncpg.Connection, envelopes: list[dict[str, Any
     """Queue CloudEvents dicts on their registered topics, keyed by patient."""
     if not envelopes:
         return
-    await enqueue_many(
-        conn, [(event_type(e["type"]).topic.name, e["subject"], encode(e)) for e in envelopes]
-    )
+    await enqueue_many(conn, [record(e) for e in envelopes])
 
 
 async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | None, bytes]]) -> None:
@@ -79,7 +69,7 @@ UNPUBLISHABLE: tuple[type[BaseException], ...] = (
     ValueError,
 )
 
-Row = tuple[str, bytes | None, bytes]
+Row = Record
 #: Sends rows in order; one result per row: None (acknowledged) or the error.
 SendRows = Callable[[list[Row]], Awaitable[list[BaseException | None]]]
 #: Called with the relay's connection, inside its transaction, for a row the broker
@@ -94,8 +84,9 @@ def _lock_key(schema: str) -> int:
 
 
 class Relay:
-    """Publishes unsent outbox rows. One relay at a time per schema (advisory lock) so
-    a patient's events leave in the order they were written, even with two workers."""
+    """Publishes unsent outbox rows, a round per :meth:`run_once` (the runtime runs it
+    in a supervised loop). One relay at a time per schema (advisory lock) so a
+    patient's events leave in the order they were written, even with two workers."""
 
     def __init__(
         self,
@@ -111,10 +102,6 @@ class Relay:
         self.on_unpublishable = on_unpublishable
         self.batch = batch
         self.lock_key = _lock_key(schema)
-        self.wakeup = asyncio.Event()
-        self.published = 0
-        #: Since when (monotonic) publishing has failed; None while it works.
-        self.failing_since: float | None = None
 
     async def run_once(self) -> int:
         async with self.pool.acquire() as conn:
@@ -132,11 +119,10 @@ class Relay:
             )
             if not rows:
                 return 0
-            results = await self.send_rows([(r["topic"], _key(r["key"]), r["value"]) for r in rows])
+            results = await self.send_rows([(r["topic"], r["key"], r["value"]) for r in rows])
             done, failure = await self._settle(conn, rows, results)
-        self.published += done
         if failure is not None:
-            raise failure  # after the stamps are committed: the run loop backs off
+            raise failure  # after the stamps are committed: the relay's loop backs off
         return done
 
     async def _settle(
@@ -157,51 +143,3 @@ class Relay:
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", stamped
             )
         return len(stamped), failure
-
-    async def run(self, stopping: asyncio.Event, poll_s: float = 0.05) -> None:
-        backoff = poll_s
-        while not stopping.is_set():
-            try:
-                sent = await self.run_once()
-                backoff, self.failing_since = poll_s, None
-            except Exception as exc:  # broker or database away: keep rows, retry
-                log.warning(
-                    "relay retry", extra={"error": type(exc).__name__, "backoff_s": backoff}
-                )
-                sent = 0
-                backoff = min(backoff * 2 if backoff >= 0.2 else 0.2, 5.0)
-                self.failing_since = self.failing_since or time.monotonic()
-            if sent == 0:
-                await _wait(self.wakeup, stopping, backoff)
-
-
-async def send_each(producer: Any, rows: list[Row]) -> list[BaseException | None]:
-    """Send ``rows`` in order with an aiokafka producer; each row's outcome, None when
-    acknowledged. A record the producer refuses before sending (too large) fails alone."""
-    pending: list[Any] = []
-    for topic, key, value in rows:
-        try:
-            pending.append(await producer.send(topic, value, key=key))
-        except Exception as exc:
-            pending.append(exc)
-    sent = [p for p in pending if not isinstance(p, BaseException)]
-    acks = iter(await asyncio.gather(*sent, return_exceptions=True))
-    return [p if isinstance(p, BaseException) else _error_or_none(next(acks)) for p in pending]
-
-
-def _error_or_none(ack: object) -> BaseException | None:
-    return ack if isinstance(ack, BaseException) else None
-
-
-def _key(key: str | None) -> bytes | None:
-    return key.encode() if key is not None else None
-
-
-async def _wait(wakeup: asyncio.Event, stopping: asyncio.Event, timeout: float) -> None:
-    wakeup.clear()
-    waiters = [asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopping.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()

@@ -40,10 +40,6 @@ async def set_timers(conn: asyncpg.Connection, timers: list[TimerRow]) -> None:
     )
 
 
-async def cancel_timers(conn: asyncpg.Connection, patient_id: str, keys: list[str]) -> None:
-    await cancel_many(conn, [(patient_id, key) for key in keys])
-
-
 async def cancel_many(conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> None:
     """Delete the timers ``(patient_id, key)``, in one statement."""
     if keys:
@@ -94,7 +90,3 @@ async def claim_due(
         patients,
     )
     return [TimerRow(**dict(r)) for r in rows]
-
-
-async def next_due(conn: asyncpg.Connection) -> datetime | None:
-    return await conn.fetchval("SELECT min(due_at) FROM timers")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 
-from services.alerts.replay import ReplayError, replay_lines
+from services.alerts.replay import AlertMoment, ReplayError, replay_events
 from shared.cliutil import bad_input, read_text
+from shared.topics import short_type
+from shared.types import format_utc
 
 COMMAND = "alerts replay"
 
@@ -24,3 +27,21 @@ def replay(path: str) -> int:
     for line in out:
         print(json.dumps(line))
     return 0
+
+
+def replay_lines(lines: Iterable[str]) -> Iterator[dict]:
+    """The §6 replay output, one dict per line."""
+    return (replay_line(moment) for moment in replay_events(lines))
+
+
+def replay_line(moment: AlertMoment) -> dict:
+    """``{"at", "type", "alert", "severity", "reason", "patient_id"}`` (DESIGN.md §6)."""
+    d = moment.data
+    return {
+        "at": format_utc(moment.at),
+        "type": short_type(moment.type),
+        "alert": d.alert,
+        "severity": d.severity,
+        "reason": d.reason,
+        "patient_id": d.patient_id,
+    }

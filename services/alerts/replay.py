@@ -21,11 +21,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.alerts.domain.engine import Outcome, Timer, handle, on_timer
 from services.alerts.domain.state import PatientAlertState
 from shared.envelope import InvalidEvent, check_recorded_data, first_error, parse_data
+from shared.events import AlertChanged
 from shared.timers import fires_before_input
-from shared.topics import EVENT_TYPES, short_type
-from shared.types import UtcDateTime, format_utc
+from shared.topics import EVENT_TYPES
+from shared.types import UtcDateTime
 
 ALERT_TYPES = {"ntx.alert.raised.v1", "ntx.alert.escalated.v1", "ntx.alert.resolved.v1"}
+
+
+@dataclass(frozen=True)
+class AlertMoment:
+    """An alert event and the simulated moment it happened."""
+
+    at: datetime
+    type: str
+    data: AlertChanged
 
 
 class ReplayLine(BaseModel):
@@ -72,7 +82,7 @@ class MemoryStore:
         return None
 
 
-def replay_lines(lines: Iterable[str]) -> Iterator[dict]:
+def replay_events(lines: Iterable[str]) -> Iterator[AlertMoment]:
     store = MemoryStore()
     last: datetime | None = None
     for number, text in enumerate(lines, 1):
@@ -103,7 +113,7 @@ def _parse_line(number: int, text: str) -> ReplayLine:
     return line
 
 
-def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[dict]:
+def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[AlertMoment]:
     key = (line.type, line.id or "")
     if key in store.seen:
         return
@@ -117,30 +127,19 @@ def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[dict]:
     outcome = handle(store.states.get(patient_id), line.type, data, line.id or "", line.at)
     store.apply(patient_id, outcome)
     store.adopted += outcome.adopted
-    yield from _alert_lines(outcome, line.at)
+    yield from _alerts(outcome, line.at)
 
 
-def _fire_timers(store: MemoryStore, until: datetime, inclusive: bool) -> Iterator[dict]:
+def _fire_timers(store: MemoryStore, until: datetime, inclusive: bool) -> Iterator[AlertMoment]:
     while (due := store.pop_due(until, inclusive)) is not None:
         patient_id, timer = due
         outcome = on_timer(store.states[patient_id], timer, timer.due_at)
         store.apply(patient_id, outcome)
-        yield from _alert_lines(outcome, timer.due_at)
+        yield from _alerts(outcome, timer.due_at)
 
 
-def _alert_lines(outcome: Outcome, at: datetime) -> Iterator[dict]:
+def _alerts(outcome: Outcome, at: datetime) -> Iterator[AlertMoment]:
     for emit in outcome.emits:
         if emit.type in ALERT_TYPES:
-            d = emit.data
-            yield {
-                "at": format_utc(at),
-                "type": short_type(emit.type),
-                "alert": d.alert,  # type: ignore[attr-defined]
-                "severity": d.severity,  # type: ignore[attr-defined]
-                "reason": d.reason,  # type: ignore[attr-defined]
-                "patient_id": d.patient_id,  # type: ignore[attr-defined]
-            }
-
-
-def replay_file_lines(text: str) -> list[dict]:
-    return list(replay_lines(text.splitlines()))
+            assert isinstance(emit.data, AlertChanged)
+            yield AlertMoment(at, emit.type, emit.data)

@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from services.alerts.domain.engine import HANDLERS, Outcome, Timer
 from services.alerts.domain.engine import handle as engine_handle
 from services.alerts.domain.engine import on_timer as engine_on_timer
+from services.alerts.domain.state import STORED as ALERT_STATE
 from services.alerts.domain.state import PatientAlertState
 from shared.envelope import Event
 from shared.runtime import Context, ServiceSpec
@@ -66,7 +67,7 @@ async def _load(ctx: Context, patients: set[str]) -> dict[str, PatientAlertState
     )
     found: dict[str, PatientAlertState | None] = dict.fromkeys(patients)
     for r in rows:
-        found[r["patient_id"]] = PatientAlertState.model_validate_json(r["state"])
+        found[r["patient_id"]] = ALERT_STATE.load(r["state"])
     return found
 
 

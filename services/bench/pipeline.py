@@ -19,11 +19,13 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.cluster import Cluster, read_all, wire
+from services.cluster import Cluster, wire
 from services.simulate import FIRST_DAY, START, ZONE, Patient, check, cohort, day_events
+from services.topic_reading import read_all
 from shared import db
 from shared.infra import EmbeddedBroker, TopicOptions, create_topics
 from shared.localtime import to_utc
+from shared.records import send_all
 from shared.topics import ALERTS, DLQ, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE
 
 SEED = 2026
@@ -143,11 +145,9 @@ async def raw_rate(
         began = time.perf_counter()
 
         async def produce() -> None:
-            sent = [
-                await producer.send(topic, value, key=f"sim-{i % max(keys, 1)}".encode())
-                for i in range(count)
-            ]
-            await asyncio.gather(*sent)
+            await send_all(
+                producer, [(topic, f"sim-{i % max(keys, 1)}", value) for i in range(count)]
+            )
 
         async def consume() -> float:
             got = 0

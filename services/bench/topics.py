@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 
-from services.cluster import partitions
+from services.topic_reading import partitions
 
 
 @contextlib.asynccontextmanager

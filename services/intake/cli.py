@@ -7,17 +7,19 @@ import json
 
 from pydantic import TypeAdapter, ValidationError
 
-from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
+from services.intake.domain.rules import IntakeInputError, evaluate
 from services.intake.domain.settings import DEFAULT_SETTINGS
 from shared.cliutil import BadInput, bad_input, read_model
 from shared.clock import SystemClock
-from shared.events import IntakeRequested
+from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_today
 from shared.types import PlausibleDate
 
 COMMAND = "intake evaluate"
 #: the evaluation date is bounded like every date of a plan (year 9999 would overflow)
 _AS_OF = TypeAdapter(PlausibleDate)
+#: DESIGN.md §6: the decision JSON's keys, in order.
+DECISION_KEYS = ("decision", "reasons", "earliest_start_date", "advisories", "plan")
 
 
 def evaluate_command(path: str, as_of: str | None) -> int:
@@ -40,3 +42,9 @@ def evaluate_command(path: str, as_of: str | None) -> int:
         return bad_input(COMMAND, exc.errors)
     print(json.dumps(decision_json(decided), indent=2))
     return 0
+
+
+def decision_json(decided: IntakeDecided) -> dict:
+    """The §6 decision JSON: the decided event's data without its bookkeeping."""
+    d = decided.model_dump(mode="json")
+    return {k: d[k] for k in DECISION_KEYS}

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from services.intake.domain.rules import Decided, IntakeInputError, decide, decision_event_type
+from services.intake.domain.rules import Decided, IntakeInputError, decide
+from services.intake.domain.stored import STORED, stored_json
 from shared.envelope import Envelope, Event, InvalidEvent, stable_id
 from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_midnight_utc, local_today
@@ -71,7 +72,7 @@ async def on_timer(ctx: Context, timer: TimerRow) -> None:
     )
     if row is None or row["request_id"] != timer.payload.get("request_id"):
         return  # superseded since the timer was set
-    request = IntakeRequested.model_validate_json(row["request"])
+    request = STORED.load(row["request"])
     decided = _evaluate(request, date.fromisoformat(timer.payload["as_of"]))
     await ctx.conn.execute(
         "UPDATE patients SET decision = $2, updated_at = $3 WHERE patient_id = $1",
@@ -103,13 +104,18 @@ async def _store(ctx: Context, current: list[_Current]) -> None:
                 c.env.source,
                 c.env.id,
                 c.env.time,
-                c.request.model_dump_json(),
+                stored_json(c.request),
                 c.decision,
                 ctx.now,
             )
             for c in current
         ],
     )
+
+
+def decision_event_type(decided: IntakeDecided) -> str:
+    """``ntx.intake.accepted.v1``, ``.deferred.v1`` or ``.rejected.v1``."""
+    return f"ntx.intake.{decided.decision}.v1"
 
 
 def _publish(

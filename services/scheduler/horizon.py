@@ -11,11 +11,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import asyncpg
+from pydantic import BaseModel
 
-from services.scheduler.domain import PlanState, due_items, schedule_ends
+from services.scheduler.domain import DueItem, PlanState, due_items, schedule_ends
+from services.scheduler.domain.state import STORED as PLAN_STATE
 from shared.envelope import stable_id
 from shared.housekeeping import delete_in_chunks
 from shared.runtime import Runtime
+from shared.topics import event_type
 
 #: An item emitted this long after its due time is marked late (downtime catch-up).
 LATE_AFTER = timedelta(minutes=5)
@@ -32,9 +35,26 @@ def item_rows(
 ) -> list[tuple[str, str, str, datetime, str]]:
     """``due_items`` rows for ``[start, end)``; data as validated event JSON."""
     return [
-        (patient_id, i.key, i.type, i.due_utc, i.to_data(patient_id).model_dump_json())
+        (patient_id, i.key, i.type, i.due_utc, event_data(i, patient_id).model_dump_json())
         for i in due_items(state, start, end)
     ]
+
+
+def event_data(item: DueItem, patient_id: str) -> BaseModel:
+    """The event data of the item's type (fields the type does not carry are left out)."""
+    model = event_type(item.type).model
+    fields = {
+        "patient_id": patient_id,
+        "due_local": item.due_local,
+        "due_utc": item.due_utc,
+        "dose_mg": item.dose_mg,
+        "test": item.test,
+        "reason": item.reason,
+        "requires_uds": item.requires_uds,
+    }
+    return model.model_validate(
+        {k: v for k, v in fields.items() if k in model.model_fields and v is not None}
+    )
 
 
 async def insert_items(conn: asyncpg.Connection, rows: list[tuple]) -> None:
@@ -49,11 +69,7 @@ async def insert_items(conn: asyncpg.Connection, rows: list[tuple]) -> None:
     )
 
 
-async def extend_horizons(runtime: Runtime) -> None:
-    await runtime.run_loop(lambda: _extend_batch(runtime), EXTEND_EVERY_S)
-
-
-async def _extend_batch(runtime: Runtime) -> int:
+async def extend_horizons(runtime: Runtime) -> int:
     """Materialise the next stretch for plans whose horizon runs short, a batch of
     plans per transaction; a plan with nothing left to fall due goes inactive."""
     hours = runtime.settings.schedule_horizon_hours
@@ -70,7 +86,7 @@ async def _extend_batch(runtime: Runtime) -> int:
         )
         items, horizons = [], []
         for row in rows:
-            state = PlanState.model_validate_json(row["state"])
+            state = PLAN_STATE.load(row["state"])
             items.extend(item_rows(row["patient_id"], state, row["horizon_until"], until))
             ends = schedule_ends(state)
             horizons.append((row["patient_id"], until, ends is None or until < ends))
@@ -85,12 +101,8 @@ async def _extend_batch(runtime: Runtime) -> int:
     return len(rows)
 
 
-async def prune_emitted(runtime: Runtime) -> None:
+async def prune_emitted(runtime: Runtime) -> int:
     """Keeps ``due_items`` the size of the horizon plus a week, not of all history."""
-    await runtime.run_loop(lambda: _prune(runtime), runtime.settings.housekeeping_every_s)
-
-
-async def _prune(runtime: Runtime) -> int:
     assert runtime.pool is not None
     async with runtime.pool.acquire() as conn:
         await delete_in_chunks(
@@ -99,23 +111,20 @@ async def _prune(runtime: Runtime) -> int:
     return 0
 
 
-async def emit_due(runtime: Runtime) -> None:
-    await runtime.run_loop(lambda: _emit_batch(runtime), runtime.settings.timer_poll_s)
-
-
-async def _emit_batch(runtime: Runtime) -> int:
+async def emit_due(runtime: Runtime) -> int:
     """Claim due items (SKIP LOCKED, so workers share them), stamp them emitted and
-    queue their events in the same transaction: each is emitted once."""
+    queue their events in the same transaction: each is emitted once. One round sees
+    one "now"."""
     assert runtime.pool is not None
+    now = runtime.clock.now()
     async with runtime.pool.acquire() as conn:
         if not await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM due_items WHERE emitted_at IS NULL AND due_at <= $1)",
-            runtime.clock.now(),
+            now,
         ):
             return 0
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        now = runtime.clock.now()
-        rows = await conn.fetch(
+    async with runtime.unit_of_work(now) as uow:
+        rows = await uow.conn.fetch(
             "UPDATE due_items d SET emitted_at = $1, late = $1 - d.due_at > $3"
             " FROM (SELECT patient_id, key FROM due_items WHERE emitted_at IS NULL AND due_at <= $1"
             "       ORDER BY due_at, patient_id, key LIMIT $2 FOR UPDATE SKIP LOCKED) c"
@@ -125,13 +134,11 @@ async def _emit_batch(runtime: Runtime) -> int:
             runtime.settings.timer_batch,
             LATE_AFTER,
         )
-        ctx = runtime.context(conn, now)
         for r in sorted(rows, key=lambda r: (r["due_at"], r["patient_id"], r["key"])):
             # data was validated against the type's model when the item was materialised
-            ctx.emit(
+            uow.emit(
                 r["type"], r["data"], id_=stable_id("due", r["patient_id"], r["key"], r["type"])
             )
-        await ctx.flush()
     if rows:
         runtime.wake_relay()
     return len(rows)

@@ -16,6 +16,7 @@ from services.scheduler.domain import (
     apply_stop,
     new_state,
 )
+from services.scheduler.domain.state import STORED as PLAN_STATE
 from services.scheduler.horizon import insert_items, item_rows
 from shared.envelope import Event, stable_id
 from shared.events import IntakeDecided
@@ -77,10 +78,7 @@ async def _load(ctx: Context, patients: set[str]) -> dict[str, _Plan]:
         " WHERE patient_id = ANY($1) ORDER BY patient_id FOR UPDATE",
         list(patients),
     )
-    return {
-        r["patient_id"]: _Plan(PlanState.model_validate_json(r["state"]), r["horizon_until"])
-        for r in rows
-    }
+    return {r["patient_id"]: _Plan(PLAN_STATE.load(r["state"]), r["horizon_until"]) for r in rows}
 
 
 async def _save(ctx: Context, changed: dict[str, _Plan]) -> None:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from services.cluster import read_all
+from services.topic_reading import read_all
 from shared.topics import INTAKE_DECISIONS
 from tests.e2e.running import exported, ntx_run, send_example
 

@@ -19,6 +19,7 @@ from services.scheduler.domain import apply_procedure, due_items, new_state
 from services.simulate import (
     FIRST_DAY,
     START,
+    ZONE,
     Patient,
     cohort,
     day_events,
@@ -37,6 +38,7 @@ from services.simulation.truth import (
 )
 from shared.envelope import parse
 from shared.events import IntakeRequested, ProcedureScheduled
+from shared.ingress import FUTURE_TIME_SKEW
 from shared.localtime import to_utc
 from shared.outbox import encode
 from shared.topics import ALERTS, INTAKE_DECISIONS, SCHEDULE
@@ -260,3 +262,39 @@ def test_small_cohort_has_no_missed_and_no_spurious_alerts(tmp_path):
         ]
         assert [d["decision"] for d in decisions] == ["deferred", "accepted"]
         assert decisions[0]["earliest_start_date"] == decisions[1]["plan"]["start_date"]
+
+
+class _ClockOnly:
+    """The cluster as the driver sees it, keeping only the clock: what each send would
+    look like to a service reading that clock."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+        self.ahead: list[dict] = []
+
+    async def advance(self, to: datetime, **_: object) -> None:
+        self.now = max(self.now, to)
+
+    async def send(self, events: list[dict]) -> None:
+        limit = self.now + FUTURE_TIME_SKEW
+        self.ahead += [e for e in events if datetime.fromisoformat(e["time"]) > limit]
+
+    async def start_service(self, name: str, **_: object) -> None: ...
+
+    async def settle(self) -> None: ...
+
+    async def close_probes(self) -> None: ...
+
+
+def test_nothing_is_sent_stamped_ahead_of_the_services_clock():
+    """A message stamped more than 5 minutes ahead of the receiving clock is refused, so
+    the driver never sends one: the alerts service's partition markers included."""
+    import asyncio
+
+    from services.simulate import MARKERS_AT, drive, markers
+
+    start = to_utc(datetime.combine(START + timedelta(days=FIRST_DAY), time(5, 0)), ZONE)
+    cluster = _ClockOnly(start)
+    asyncio.run(drive(cluster, cohort(40, 10, 3), 10, progress=False))  # type: ignore[arg-type]
+    assert cluster.ahead == []
+    assert {datetime.fromisoformat(m["time"]) for m in markers()} == {MARKERS_AT}

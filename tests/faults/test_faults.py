@@ -13,10 +13,10 @@ from datetime import datetime, time
 
 import pytest
 
+from services.bootstrap import load_spec
 from services.cluster import Cluster
 from services.demo import START, ZONE, drive
 from services.simulate import run_simulation
-from services.worker import load_spec
 from shared.kafka_node import unavailable_reason
 from shared.localtime import to_utc
 from shared.topics import (

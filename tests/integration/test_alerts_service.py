@@ -88,7 +88,7 @@ async def test_crash_after_deadline_fired_before_publication_publishes_once(infr
         assert await eventually(lambda: _settled(h, patient, 2))
     crashed = Runtime(SPEC, settings_for(infra), clock, schema=schema)
     await crashed.start()
-    crashed.relay.run_once = _never  # the process dies before its relay publishes
+    crashed.loops["relay"].step = _never  # the process dies before its relay publishes
     clock.set(DUE + timedelta(hours=12))
     assert await eventually(lambda: _fired(infra, schema, patient))
     await crashed.stop()

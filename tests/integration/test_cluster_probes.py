@@ -9,7 +9,7 @@ import asyncio
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.cluster import true_end_offsets
+from services.topic_reading import true_end_offsets
 from shared.infra import create_topics
 
 pytestmark = pytest.mark.infra

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
+from services.bootstrap import load_spec
 from services.cli import main
-from services.worker import load_spec
 from shared import db
 from shared.clock import SystemClock
 from shared.runtime import Runtime

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.worker import load_spec
+from services.bootstrap import load_spec
 from shared import db
 from shared.clock import SimulatedClock
 from shared.topics import (

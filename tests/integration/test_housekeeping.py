@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.scheduler.horizon import EMITTED_KEPT_FOR, _prune
+from services.scheduler.horizon import EMITTED_KEPT_FOR, prune_emitted
 from services.scheduler.service import SPEC
 from shared import db, housekeeping
 from shared.clock import SimulatedClock
@@ -51,7 +51,9 @@ async def test_prune_keeps_what_is_still_needed(infra, unique):
         runtime = Runtime(SPEC, settings, SimulatedClock(NOW), schema=schema)
         runtime.pool = await db.create_pool(infra.database_url, schema)
         try:
-            assert await _prune(runtime) == 0  # all pruned in one go: no work left for the loop
+            assert (
+                await prune_emitted(runtime) == 0
+            )  # all pruned in one go: no work left for the loop
         finally:
             await runtime.pool.close()
         keys = await conn.fetchval("SELECT array_agg(key ORDER BY key) FROM due_items")

@@ -1,4 +1,4 @@
-"""The embedded broker and database (shared/infra.py, DESIGN.md §2): they come up, carry
+"""The embedded broker and database (shared/infra/, DESIGN.md §2): they come up, carry
 messages and rows, and survive the faults the fault tests inject (§7)."""
 
 from __future__ import annotations

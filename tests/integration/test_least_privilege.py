@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.worker import load_spec
+from services.bootstrap import load_spec
 from shared import db, pgpass
 
 pytestmark = pytest.mark.infra
@@ -91,7 +91,7 @@ async def test_the_embedded_database_wants_a_password_kept_in_a_0600_file(infra,
 def test_a_data_directory_made_with_trust_is_given_passwords():
     """An older NTX made var/pg with trust authentication: its next start sets a
     superuser password (kept in var/pgpass) and allows nothing without one."""
-    from shared.infra import EmbeddedPostgres, _pg_bin
+    from shared.infra.postgres import EmbeddedPostgres, pg_bin
 
     tmp_path = Path(tempfile.mkdtemp(prefix="ntx-test-trust-"))  # see conftest: not basetemp
 
@@ -99,7 +99,7 @@ def test_a_data_directory_made_with_trust_is_given_passwords():
     old.datadir = (tmp_path / "pg").resolve()
     old.datadir.mkdir()
     old._prepare_user()
-    argv = [str(_pg_bin() / "initdb"), "-D", str(old.datadir), "--auth=trust", "-U", "postgres"]
+    argv = [str(pg_bin() / "initdb"), "-D", str(old.datadir), "--auth=trust", "-U", "postgres"]
     subprocess.run(argv, check=True, capture_output=True, user=old._user_name(), env=old._env())
     with EmbeddedPostgres(tmp_path) as pg:
 

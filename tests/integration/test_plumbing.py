@@ -103,7 +103,7 @@ async def test_malformed_message_is_dead_lettered_and_next_one_handled(infra, un
     assert [m["field"] for m in mine] == ["data.dose_mg", None] or mine[0][
         "field"
     ] == "data.dose_mg"
-    assert "25, 50, 100 or 150" in mine[0]["reason"]
+    assert "25, 50, 100 or 150" in mine[0]["reason"]  # the doses DESIGN.md §3.3 allows
     assert mine[1]["reason"]  # truncated JSON names why
     assert await received(infra, f"sink_{unique}", patient) == [good["id"]]
 

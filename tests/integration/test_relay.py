@@ -94,8 +94,8 @@ async def test_an_800_kb_and_a_5_mb_request_then_50_valid_ones_are_decided_once(
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import MessageSizeTooLargeError
 
-    from services.cluster import read_all
-    from services.worker import load_spec
+    from services.bootstrap import load_spec
+    from services.topic_reading import read_all
     from shared.topics import INTAKE_DECISIONS, INTAKE_REQUESTS
     from tests.hostile import NOW as HOSTILE_NOW
     from tests.hostile import valid

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from services.alerts.replay import ReplayLine, replay_lines
+from services.alerts.cli import replay_lines
+from services.alerts.replay import ReplayLine
 from services.alerts.service import SPEC
-from services.cluster import read_all
+from services.topic_reading import read_all
 from shared import db
 from shared.clock import SimulatedClock
 from shared.envelope import build, parse_data

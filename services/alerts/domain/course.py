@@ -4,7 +4,7 @@ and the deadlines that end post-stop and post-hold risk or escalate an alert."""
 
 from __future__ import annotations
 
-from services.alerts.domain.doses import missed_specs, restored
+from services.alerts.domain.doses import adopt, missed_specs, restored
 from services.alerts.domain.lifecycle import (
     BLOCKADE_AT_PROCEDURE,
     BLOCKADE_LAPSED,
@@ -69,9 +69,11 @@ def _clear_dues(step: Step) -> None:
 def suspended(step: Step, notice: ev.DateDue, event_id: str) -> None:
     """The schedule is suspended after a procedure (from P+1): nothing more is due,
     no lapse is alerted, and blockade and tolerance are both gone while
-    post-operative opioids are likely (tolerance_lost_after_hold)."""
+    post-operative opioids are likely (tolerance_lost_after_hold). A patient whose
+    plan was never seen is adopted: the notice says there was one."""
+    adopt(step, None)
     st = step.state
-    if not st.has_plan or st.stopped_at is not None or st.suspended:
+    if st.stopped_at is not None or st.suspended:
         return
     st.suspended = True
     _clear_dues(step)

@@ -23,17 +23,21 @@ from services.alerts.domain.state import Administration, Outstanding
 from shared import events as ev
 from shared.types import format_utc
 
+#: The formulation an adopted patient is taken to be on, by what adopted them.
+ADOPTED_FORMULATION = {"dose": "oral", "injection": "xr"}
 
-def adopt(step: Step, kind: str) -> None:
-    """A due, administration or not-given record for a patient whose plan this
-    service never saw (deployed later, retention passed, a restore): under treatment
-    from now on, oral for doses and XR for injections, consent unknown. Nothing
+
+def adopt(step: Step, kind: str | None) -> None:
+    """A due, administration or not-given record (or a re-induction notice: the
+    patient was under a plan) for a patient whose plan this service never saw
+    (deployed later, retention passed, a restore): under treatment from now on, oral
+    for doses and XR for injections (unknown for a notice), consent unknown. Nothing
     clinical is dropped silently (DESIGN.md §4.3 r2)."""
     st = step.state
     if st.has_plan or st.stopped_at is not None:
         return
     st.has_plan = st.adopted = True
-    st.formulation = "oral" if kind == "dose" else "xr"
+    st.formulation = ADOPTED_FORMULATION.get(kind or "")
     st.notify_patient = st.notify_external = False
     step.out.adopted = True
 

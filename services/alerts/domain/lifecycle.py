@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from services.alerts.domain.settings import AlertSettings
 from services.alerts.domain.state import OpenAlert, PatientAlertState
 from shared import events as ev
-from shared.envelope import stable_id
+from shared.ids import stable_id
 
 Spec = tuple[str, str, str]  # alert code, reason, severity
 

@@ -1,11 +1,14 @@
-"""One patient's alert state, stored as a JSON document per patient. Fields added in
-revision 2 have defaults, so documents written before still load."""
+"""One patient's alert state, stored as a JSON document per patient, versioned:
+:data:`STORED` loads any row ever written through its upcasters (DESIGN.md §5 r2)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.stored import VersionedDocument
 
 
 class Outstanding(BaseModel):
@@ -40,6 +43,8 @@ class OpenAlert(BaseModel):
 class PatientAlertState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    #: The stored shape's version: bump it, with an upcaster, when the shape changes.
+    schema_version: Literal[2] = 2
     patient_id: str
     has_plan: bool = False
     #: [r2] under treatment without a plan seen: adopted from a due or administration.
@@ -86,3 +91,15 @@ class PatientAlertState(BaseModel):
             found.append(self.first_due_at)
         known = [t for t in found if t is not None]
         return max(known) if known else None
+
+
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 is every row written before documents carried a version. Rows of
+    revision 1 lack the revision-2 fields, and the defaults fill them, save one: a
+    patient with recorded coverage had been dosed under the plan, so is not taken
+    for one who never started."""
+    doc.setdefault("dosed_since_plan", doc.get("coverage_until") is not None)
+    return doc
+
+
+STORED = VersionedDocument(PatientAlertState, (_v1_to_v2,))

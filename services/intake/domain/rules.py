@@ -22,7 +22,7 @@ from services.intake.domain.timing import (
 )
 from shared.events import IntakeDecided, IntakeRequested, Reason
 
-__all__ = ["Decision", "IntakeInputError", "decide", "evaluate", "decision_json"]
+__all__ = ["Decided", "Decision", "IntakeInputError", "decide", "evaluate"]
 
 LONG_ACTING = frozenset({"methadone", "buprenorphine"})
 REJECTING_CONDITIONS = (
@@ -226,13 +226,3 @@ RULES: tuple[Rule, ...] = (
     _baseline_lft,
     _procedures,
 )
-
-
-def decision_json(decided: IntakeDecided) -> dict:
-    """The §6 CLI shape."""
-    d = decided.model_dump(mode="json")
-    return {k: d[k] for k in ("decision", "reasons", "earliest_start_date", "advisories", "plan")}
-
-
-def decision_event_type(decided: IntakeDecided) -> str:
-    return f"ntx.intake.{decided.decision}.v1"

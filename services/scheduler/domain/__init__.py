@@ -1,6 +1,6 @@
 """Schedule rules, pure: what is due when for one plan (DESIGN.md §4.2)."""
 
-from services.scheduler.domain.schedule import DueItem, due_items, preview_lines, schedule_ends
+from services.scheduler.domain.schedule import DueItem, due_items, preview_items, schedule_ends
 from services.scheduler.domain.state import (
     PlanState,
     apply_injection,
@@ -19,6 +19,6 @@ __all__ = [
     "apply_stop",
     "due_items",
     "new_state",
-    "preview_lines",
+    "preview_items",
     "schedule_ends",
 ]

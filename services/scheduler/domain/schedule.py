@@ -21,8 +21,6 @@ from services.scheduler.domain.settings import (
 from services.scheduler.domain.state import PlanState, new_state
 from shared import events as ev
 from shared.localtime import local_midnight_utc, local_today
-from shared.topics import short_type
-from shared.types import format_local_minute, format_utc
 
 __all__ = [
     "POST_PROCEDURE",
@@ -33,7 +31,7 @@ __all__ = [
     "first_mwf_day",
     "items_on",
     "oral_dose_mg",
-    "preview_lines",
+    "preview_items",
     "schedule_ends",
 ]
 
@@ -159,20 +157,9 @@ def add_months(start: date, months: int) -> date:
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def preview_lines(plan: ev.TreatmentPlan, days: int) -> list[dict]:
-    """The §6 preview: items whose local date is in [start_date, start_date + days)."""
+def preview_items(plan: ev.TreatmentPlan, days: int) -> list[DueItem]:
+    """The §6 preview's items: those whose local date is in [start_date, start_date +
+    days), for the plan as written (no procedure reported since, no stop)."""
     start = local_midnight_utc(plan.start_date, plan.timezone)
     end = local_midnight_utc(plan.start_date + timedelta(days=days), plan.timezone)
-    return [
-        {
-            "type": short_type(i.type),
-            "due_local": format_local_minute(i.due_local)
-            if isinstance(i.due_local, datetime)
-            else i.due_local.isoformat(),
-            "due_utc": format_utc(i.due_utc),
-            "dose_mg": i.dose_mg,
-            "test": i.test,
-            "reason": i.reason,
-        }
-        for i in due_items(new_state(plan), start, end)
-    ]
+    return due_items(new_state(plan), start, end)

@@ -1,10 +1,11 @@
 """A patient's schedule state: the plan plus what happened since (holds, the last
-injection, a stop, a raised liver result). JSON round-trippable, stored as one row
-per patient; fields added later have defaults, so older rows still load."""
+injection, a stop, a raised liver result). Stored as one versioned JSON row per
+patient: :data:`STORED` loads any row ever written through its upcasters."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,11 +19,14 @@ from shared.events import (
     TreatmentStopped,
 )
 from shared.localtime import local_midnight_utc, local_today
+from shared.stored import VersionedDocument
 
 
 class PlanState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: The stored shape's version: bump it, with an upcaster, when the shape changes.
+    schema_version: Literal[2] = 2
     plan: TreatmentPlan
     xr_anchor_date: date | None = None
     procedures: list[date] = []
@@ -39,6 +43,17 @@ class PlanState(BaseModel):
         """The first procedure needing opioid analgesia ends this plan."""
         ahead = [d for d in self.procedures if d >= self.plan.start_date]
         return min(ahead) if ahead else None
+
+
+def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 is every row written before documents carried a version; its fields
+    are version 2's. Rows of revision 1 lack ``lft_monthly_from`` and
+    ``reinduction_not_before`` (none was known then: the defaults hold) and their
+    plans ``mwf_step_days`` (the plan model gives Mon/Wed/Fri plans the default)."""
+    return doc
+
+
+STORED = VersionedDocument(PlanState, (_v1_to_v2,))
 
 
 def new_state(plan: TreatmentPlan) -> PlanState:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from services.alerts.cli import replay_lines
 from services.alerts.domain.engine import Timer, handle, hepatotoxicity_severity, on_timer
 from services.alerts.domain.settings import DEFAULT_SETTINGS
-from services.alerts.replay import ReplayError, replay_lines
+from services.alerts.replay import ReplayError
 from shared import events as ev
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from services.alerts.cli import replay_lines
 from services.alerts.domain.engine import handle
-from services.alerts.replay import ReplayError, replay_lines
+from services.alerts.replay import ReplayError
 from shared import events as ev
 from shared.envelope import parse_data
 from shared.topics import EVENT_TYPES
@@ -124,6 +125,24 @@ def test_adoption_is_reported_once_and_notifies_the_care_team_only():
     out = handle(first.state, "ntx.dose.not_given.v1", refused, "e3", T0)
     notes = [e.data.audience for e in out.emits if e.type == "ntx.notification.requested.v1"]
     assert notes == ["care_team"]
+
+
+def test_an_unknown_patient_suspended_after_a_procedure_is_adopted_and_alerted():
+    """The re-induction notice means the scheduler had a plan: tolerance is lost all
+    the same, so the care team (only: consent unknown) hears of it."""
+    first = line(T0, "ntx.reinduction.required.v1", due_local=T0.date().isoformat())
+    data = parse_data(EVENT_TYPES["ntx.reinduction.required.v1"], json.loads(first)["data"])
+    out = handle(None, "ntx.reinduction.required.v1", data, "e1", T0)
+    assert out.adopted and out.state.formulation is None
+    notes = [e.data.audience for e in out.emits if e.type == "ntx.notification.requested.v1"]
+    assert notes == ["care_team"]
+    assert raised(run(first)) == [(z(T0), "overdose_risk")]
+
+
+def test_a_stopped_patient_is_not_adopted_by_a_reinduction_notice():
+    out = run(stop(T0), reinduction(T0 + D), clock(T0 + 10 * D))
+    assert [a for _, a in raised(out)] == ["overdose_risk"]  # discontinued only
+    assert ("alert.raised", "overdose_risk", "tolerance_lost_after_hold") not in kinds(out)
 
 
 def test_held_doses_and_stopped_patients_are_not_adopted():

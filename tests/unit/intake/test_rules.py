@@ -7,7 +7,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from services.intake.domain.rules import IntakeInputError, decision_json, evaluate
+from services.intake.cli import decision_json
+from services.intake.domain.rules import IntakeInputError, evaluate
 from shared.events import IntakeRequested
 
 AS_OF = date(2026, 6, 15)

@@ -9,15 +9,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.scheduler.cli import preview_lines
 from services.scheduler.domain import (
     apply_injection,
     apply_procedure,
     apply_stop,
     due_items,
     new_state,
-    preview_lines,
 )
 from services.scheduler.domain.schedule import add_months
+from services.scheduler.horizon import event_data
 from shared.events import InjectionAdministered, ProcedureScheduled, TreatmentPlan, TreatmentStopped
 from shared.localtime import local_midnight_utc
 
@@ -268,7 +269,7 @@ def test_nothing_before_start_and_keys_are_stable():
     assert [i.key for i in items] == [i.key for i in again]
 
 
-def test_to_data_builds_each_event_model():
+def test_event_data_builds_each_event_model():
     p = plan(
         formulation="xr",
         planned_procedures=[{"date": "2026-04-20", "requires_opioid_analgesia": True}],
@@ -277,7 +278,7 @@ def test_to_data_builds_each_event_model():
         new_state(p), datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
     )
     for item in items:
-        data = item.to_data("p")
+        data = event_data(item, "p")
         assert data.patient_id == "p"
     assert {i.type for i in items} >= {
         "ntx.injection.held.v1",

@@ -1,18 +1,12 @@
-"""Event data models of DESIGN.md §3 (normative): one strict pydantic model per type.
-
-A published model never changes in place; a breaking change is a new ``.vN`` type
-registered beside the old one.
-"""
+"""The intake request (§3.1), the treatment plan (§3.2) and the intake decision."""
 
 from __future__ import annotations
 
 from datetime import time
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     Field,
     ValidationInfo,
     WithJsonSchema,
@@ -20,17 +14,13 @@ from pydantic import (
     model_validator,
 )
 
+from shared.events.base import Data, LiverPanel, Part
 from shared.types import (
-    STRICT,
     Code,
     ExactNumber,
     HistoryDate,
-    Identifier,
     LocalTime,
-    PatientId,
     PlausibleDate,
-    PlausibleLocalDateTime,
-    PlausibleUtcDateTime,
     PositiveExactNumber,
     Text,
     TimeZoneName,
@@ -59,24 +49,13 @@ Condition = Literal[
 ]
 Formulation = Literal["oral", "xr"]
 OralRegimen = Literal["daily", "mwf"]
-Severity = Literal["info", "warning", "high", "critical"]
-Audience = Literal["care_team", "patient", "external"]
 
 #: DESIGN.md §3.1: dose time defaults to 09:00 local.
 DEFAULT_DOSE_TIME = time(9, 0)
 
-#: DESIGN.md §3.3 [r2]: the oral doses there are (seed / Revia label: 25 mg induction,
-#: 50 mg daily, 100 mg Mon/Wed and 150 mg Fri); any other oral dose is an input error.
-ORAL_DOSES_MG = (25, 50, 100, 150)
-#: DESIGN.md §3.3 [r2] / Vivitrol label: the one XR injection is 380 mg IM.
-XR_DOSE_MG = 380
-
 #: DESIGN.md §4.2 [r2]: 50 mg daily this many days before the Mon/Wed/Fri doses (the
 #: Revia label steps up through 50 mg daily before larger doses).
 DEFAULT_MWF_STEP_DAYS = 7
-
-OralDoseMg = Literal[25, 50, 100, 150]
-XrDoseMg = Literal[380]
 
 #: DESIGN.md §3.1 [r2]: the only deferrals a clinician's documented review may lift.
 OVERRIDABLE = ("depot_buprenorphine_requires_clinician", "pregnancy_clinician_review")
@@ -93,20 +72,6 @@ OverridableCode = Annotated[
     AfterValidator(_overridable),
     WithJsonSchema({"type": "string", "enum": list(OVERRIDABLE)}),
 ]
-
-
-class Data(BaseModel):
-    """Base of every event's ``data``: strict, and always keyed by the patient."""
-
-    model_config = STRICT
-    patient_id: PatientId
-
-
-class Part(BaseModel):
-    model_config = STRICT
-
-
-# --- intake request (§3.1) -------------------------------------------------
 
 
 class LastOpioidUse(Part):
@@ -126,22 +91,12 @@ class NaloxoneChallenge(Part):
     result: Literal["negative", "positive"]
 
 
-class LiverFunction(Part):
+class LiverFunction(Part, LiverPanel):
     date: HistoryDate
     alt: ExactNumber
     ast: ExactNumber
     alt_uln: PositiveExactNumber
     ast_uln: PositiveExactNumber
-
-    @property
-    def uln_multiple(self) -> Decimal:
-        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
-
-
-def uln_multiple(alt: Decimal, ast: Decimal, alt_uln: Decimal, ast_uln: Decimal) -> Decimal:
-    """The higher of ALT/ULN and AST/ULN, exact (Decimal, never float): the measure
-    each service compares with its own thresholds."""
-    return max(alt / alt_uln, ast / ast_uln)
 
 
 class PlannedProcedure(Part):
@@ -256,149 +211,3 @@ class IntakeDecided(Data):
     plan: TreatmentPlan | None
     as_of: PlausibleDate
     ruleset_version: Code
-
-
-# --- scheduler output (§3.3) ----------------------------------------------------
-
-
-class DoseDue(Data):
-    due_utc: PlausibleUtcDateTime
-    due_local: PlausibleLocalDateTime
-    dose_mg: OralDoseMg
-
-
-class DoseHeld(Data):
-    due_utc: PlausibleUtcDateTime
-    due_local: PlausibleLocalDateTime
-    dose_mg: OralDoseMg
-    reason: Code
-
-
-class InjectionDue(Data):
-    due_utc: PlausibleUtcDateTime
-    due_local: PlausibleLocalDateTime
-    dose_mg: XrDoseMg
-    requires_uds: bool
-
-
-class InjectionHeld(Data):
-    due_utc: PlausibleUtcDateTime
-    due_local: PlausibleLocalDateTime
-    reason: Code
-
-
-class DateDue(Data):
-    """Lab, screen, site check, review and re-induction notices: a local date."""
-
-    due_local: PlausibleDate
-
-
-class LabDue(DateDue):
-    test: Literal["lft"] = "lft"
-
-
-# --- health-system input (§3.3) -------------------------------------------------
-
-
-class DoseAdministered(Data):
-    administered_at: PlausibleUtcDateTime
-    #: [r2] an oral dose outside {25, 50, 100, 150} mg is an input error, never mapped.
-    dose_mg: OralDoseMg
-
-
-class InjectionAdministered(Data):
-    administered_at: PlausibleUtcDateTime
-    #: [r2] an injection other than 380 mg is an input error.
-    dose_mg: XrDoseMg
-
-
-class DoseNotGiven(Data):
-    """[r2] ``ntx.dose.not_given.v1``: a dose or injection recorded as not given
-    (FHIR ``MedicationAdministration.status = not-done``)."""
-
-    due_utc: PlausibleUtcDateTime | None
-    recorded_at: PlausibleUtcDateTime
-    kind: Literal["dose", "injection"]
-    reason: Literal["patient_refused", "patient_absent", "clinical_hold", "supply", "other"]
-
-
-class UdsResulted(Data):
-    collected_at: PlausibleUtcDateTime
-    opioids_detected: bool
-    #: [r2] null or absent: not tested.
-    fentanyl_detected: bool | None = None
-
-    @property
-    def positive(self) -> bool:
-        return self.opioids_detected or self.fentanyl_detected is True
-
-
-class LabResulted(Data):
-    collected_at: PlausibleUtcDateTime
-    alt: ExactNumber
-    ast: ExactNumber
-    alt_uln: PositiveExactNumber
-    ast_uln: PositiveExactNumber
-
-    @property
-    def uln_multiple(self) -> Decimal:
-        return uln_multiple(self.alt, self.ast, self.alt_uln, self.ast_uln)
-
-
-class ProcedureScheduled(Data):
-    date: PlausibleDate
-    requires_opioid_analgesia: bool
-
-
-class TreatmentStopped(Data):
-    stopped_at: PlausibleUtcDateTime
-    reason: str = Field(min_length=1, max_length=200)
-
-
-class AlertAcknowledged(Data):
-    alert: str = Field(min_length=1, max_length=64)
-    #: [r2] acknowledges exactly that alert; without it, the alert of this code open
-    #: at that moment.
-    alert_id: str | None = Field(default=None, min_length=1, max_length=128)
-    by: str = Field(min_length=1, max_length=128)
-
-
-# --- alerts output (§3.3) --------------------------------------------------------
-
-
-class AlertChanged(Data):
-    alert_id: Identifier
-    alert: Code
-    severity: Severity
-    reason: Code
-
-
-class NotificationRequested(Data):
-    alert_id: Identifier
-    alert: Code
-    severity: Severity
-    audience: Audience
-    offer_naloxone: bool = False
-
-
-# --- notifier output (§3.3 r2) ----------------------------------------------------
-
-#: A configured webhook endpoint's name: what events and logs say instead of its URL.
-ENDPOINT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-EndpointName = Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
-HttpStatus = Annotated[int, Field(ge=100, le=599)]
-#: Why an attempt got no HTTP status, or why no attempt was made.
-DeliveryError = Literal["timeout", "connection_error", "endpoint_disabled", "no_endpoint"]
-
-
-class NotificationOutcome(Data):
-    """``ntx.notification.delivered.v1`` / ``.failed.v1``: what became of one
-    notification request at one endpoint. ``endpoint`` is null only with status
-    ``no_endpoint`` (nothing is configured for the audience)."""
-
-    notification_id: str = Field(min_length=1, max_length=128)
-    alert_id: str = Field(min_length=1, max_length=128)
-    audience: Audience
-    endpoint: EndpointName | None
-    attempts: int = Field(ge=0)
-    status: HttpStatus | DeliveryError
