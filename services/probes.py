@@ -110,7 +110,8 @@ class Probes:
             if self.conn.is_closed():  # PostgreSQL restarted (fault runs): connect again
                 self.conn = await db.connect(self.database_url, "public")
             return {r[0]: r[1] for r in await self.conn.fetch(self.work_sql, now)}
-        except db.TRANSIENT_DB_ERRORS:
+        except db.TRANSIENT_DB_ERRORS as exc:
             if not self.conn.is_closed():
                 self.conn.terminate()
-            return {"database": 1}  # not known to be quiet
+            # not known to be quiet; the error's type says why when a run never settles
+            return {f"database ({type(exc).__name__})": 1}
