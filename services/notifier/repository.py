@@ -1,6 +1,6 @@
 """Where deliveries, their attempts and next-attempt times live: a protocol, and the
-in-memory implementation (the PostgreSQL one comes with the service and must pass
-the same contract tests, ``tests/unit/notifier/test_repository.py``).
+in-memory implementation (the PostgreSQL one is :mod:`services.notifier.store`; both
+pass the same contract tests, ``tests/unit/notifier/test_repository.py``).
 
 Claiming is a lease: a claimed delivery's ``next_attempt_at`` moves to the lease's
 end, so no other worker takes it meanwhile, and a worker killed mid-request leaves
@@ -68,6 +68,10 @@ class DeliveryRepository(Protocol):
     async def disable_endpoint(self, name: str, at: datetime) -> None: ...
 
     async def disabled_endpoints(self) -> frozenset[str]: ...
+
+    async def published_outcomes(self) -> list[Outcome]:
+        """The outcome events stored for publishing, in order."""
+        ...
 
 
 class InMemoryDeliveryRepository:
@@ -150,6 +154,9 @@ class InMemoryDeliveryRepository:
 
     async def disabled_endpoints(self) -> frozenset[str]:
         return frozenset(self.disabled)
+
+    async def published_outcomes(self) -> list[Outcome]:
+        return list(self.published)
 
     def _publish(self, outcome: Outcome) -> None:
         if outcome.id not in self._published_ids:
