@@ -93,6 +93,9 @@ class ServiceSpec:
     loops: tuple[LoopSpec, ...] = ()
     #: Work of its own besides :data:`PLUMBING_WORK` (the scheduler's due items).
     work: tuple[Work, ...] = ()
+    #: Reads and checks the service's own configuration before it starts (the
+    #: notifier's endpoints); raises ValueError naming the field.
+    check: Callable[[], object] | None = None
 
     @property
     def source(self) -> str:

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from datetime import datetime
 
 from services.notifier.client import Sender
 from services.notifier.config import NotifierConfig
@@ -50,20 +51,7 @@ class Dispatcher:
 
     async def accept(self, event: Event) -> int:
         """Deliveries for one request; returns how many are new (0 for a repeat)."""
-        if not isinstance(event.data, ev.NotificationRequested):
-            raise InvalidEvent("type", f"{event.type} is not a notification request")
-        webhook_id = check_webhook_id(event.envelope.id)
-        deliveries, outcomes = plan(
-            event.data,
-            webhook_id,
-            webhook_body(event.envelope),
-            list(self.config.endpoints),
-            await self.repo.disabled_endpoints(),
-            self.clock.now(),
-        )
-        for outcome in outcomes:
-            log.warning("not deliverable", extra=_fields(outcome.data))
-        return await self.repo.add(deliveries, outcomes)
+        return await accept(self.repo, self.config, event, self.clock.now())
 
     # --- attempting ------------------------------------------------------------------------
 
@@ -183,6 +171,28 @@ class Dispatcher:
             log.log(
                 level, f"delivery {settled.delivery.state}", extra=_fields(settled.outcome.data)
             )
+
+
+async def accept(
+    repo: DeliveryRepository, config: NotifierConfig, event: Event, now: datetime
+) -> int:
+    """The deliveries one request needs, stored with the outcomes already known (no
+    endpoint, a disabled endpoint); returns how many are new (0 for a repeat). The
+    service calls it inside the consumer's transaction."""
+    if not isinstance(event.data, ev.NotificationRequested):
+        raise InvalidEvent("type", f"{event.type} is not a notification request")
+    webhook_id = check_webhook_id(event.envelope.id)
+    deliveries, outcomes = plan(
+        event.data,
+        webhook_id,
+        webhook_body(event.envelope),
+        list(config.endpoints),
+        await repo.disabled_endpoints(),
+        now,
+    )
+    for outcome in outcomes:
+        log.warning("not deliverable", extra=_fields(outcome.data))
+    return await repo.add(deliveries, outcomes)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:
