@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from services.notifier import acknowledging
 from services.notifier.client import WebhookClient
 from services.notifier.config import NotifierConfig, load_config
 from services.notifier.dispatch import Dispatcher, accept
@@ -83,5 +84,6 @@ SPEC = ServiceSpec(
             " WHERE state = 'pending' AND next_attempt_at > $1",
         ),
     ),
+    routes=acknowledging.add_routes,
     check=configured,
 )

@@ -2,7 +2,7 @@
 would be) with the real client and a real receiver over loopback HTTP: a request
 on the topic becomes a signed webhook and an outcome on ``ntx.deliveries.v1``; a
 500 is retried on the schedule and the request delivered once; a repeated request
-is one delivery."""
+is one delivery; the acknowledgement call becomes ``alert.acknowledged``."""
 
 from __future__ import annotations
 
@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.notifier import service
+from services.notifier.acknowledging import acknowledge_call
 from services.notifier.config import NotifierConfig
 from services.notifier.domain.acknowledgement import new_token
 from services.notifier.receiver import WebhookReceiver
 from services.notifier.service import SPEC
 from shared.envelope import build
-from shared.topics import DELIVERIES, NOTIFICATIONS
+from shared.topics import CLINICAL_EVENTS, DELIVERIES, NOTIFICATIONS
 from tests.integration.harness import Harness, patient_messages, produce
 from tests.unit.notifier.helpers import endpoint, new_secret, request
 
@@ -91,6 +92,31 @@ async def test_a_500_is_retried_and_the_request_delivered_once(infra, unique, ru
     [outcome] = await patient_messages(infra.bootstrap, DELIVERIES.name, patient, 1)
     assert (outcome["data"]["attempts"], outcome["data"]["status"]) == (2, 200)
     assert [r.status for r in receiver.received if r.webhook_id == event["id"]] == [500, 200]
+
+
+async def test_an_acknowledgement_becomes_alert_acknowledged(infra, unique, running):
+    receiver, harness, send, token = running
+    patient, alert_id = f"pt-{unique}", f"a-{unique}"
+    event = requested(patient, alert_id)
+    await send(event)
+    assert await receiver.wait_for(lambda r: r.count(event["id"]) == 1, timeout=30)
+    runtime, auth = harness.runtime, f"Bearer {token}"
+    body = json.dumps({"alert_id": alert_id, "by": "nurse-17"}).encode()
+    assert (await acknowledge_call(runtime, "Bearer ntxack_wrong", body))[0] == 401
+    status, answer = await acknowledge_call(runtime, auth, b'{"alert_id": "x"}')
+    assert (status, answer["field"]) == (400, "by")
+    other = json.dumps({"alert_id": "a-other", "by": "nurse-17"}).encode()
+    assert (await acknowledge_call(runtime, auth, other))[0] == 404
+    status, answer = await acknowledge_call(runtime, auth, body)
+    assert status == 202
+    [ack] = await patient_messages(infra.bootstrap, CLINICAL_EVENTS.name, patient, 1)
+    assert ack["id"] == answer["accepted"] and ack["type"] == "ntx.alert.acknowledged.v1"
+    assert ack["data"] == {
+        "patient_id": patient,
+        "alert": "overdose_risk",
+        "alert_id": alert_id,
+        "by": "nurse-17",
+    }
 
 
 async def test_with_no_endpoint_for_the_audience_the_failure_is_published(infra, unique, running):
