@@ -55,6 +55,10 @@ class DeliveryRepository(Protocol):
         False (and nothing stored) otherwise."""
         ...
 
+    async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
+        """:meth:`record` for each, in order, in one write."""
+        ...
+
     async def get(self, key: Key) -> Delivery | None: ...
 
     async def pending_for(self, endpoint: str) -> list[Delivery]: ...
@@ -131,6 +135,9 @@ class InMemoryDeliveryRepository:
         if settled.outcome is not None:
             self._publish(settled.outcome)
         return True
+
+    async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
+        return [await self.record(settled, attempt) for settled, attempt in recorded]
 
     async def get(self, key: Key) -> Delivery | None:
         return self.deliveries.get(key)

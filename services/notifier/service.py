@@ -43,9 +43,7 @@ def use_config(config: NotifierConfig | None) -> None:
 async def handle_batch(ctx: Context, events: list[Event]) -> None:
     config = configured()
     repo = PostgresDeliveryRepository(ctx.conn, lambda: ctx.now)
-    for event in events:
-        ctx.cause = event.envelope
-        await accept(repo, config, event, ctx.now)
+    await accept(repo, config, events, ctx.now)
 
 
 async def deliver(runtime: Runtime) -> int:

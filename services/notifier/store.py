@@ -60,18 +60,27 @@ UPDATE deliveries AS d SET next_attempt_at = $2 FROM chosen
 WHERE d.notification_id = chosen.notification_id AND d.endpoint = chosen.endpoint
 RETURNING chosen.due_at, {", ".join("d." + c.strip() for c in COLUMNS.split(","))}
 """
-RECORD = (
-    "UPDATE deliveries SET state = $3, attempts = $4, next_attempt_at = $5,"
-    " last_status = $6, finished_at = $7"
-    " WHERE notification_id = $1 AND endpoint = $2 AND state = 'pending' AND attempts = $8"
-)
-ATTEMPT = (
+#: Each settled delivery stored if it is still as its writer claimed it (pending,
+#: with the attempts before this one); returns the positions stored.
+RECORD = """
+UPDATE deliveries AS d SET state = r.state, attempts = r.attempts,
+    next_attempt_at = r.next_at, last_status = r.status, finished_at = r.finished
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::timestamptz[], $6::text[],
+            $7::timestamptz[], $8::int[], $9::int[])
+    AS r(nid, endpoint, state, attempts, next_at, status, finished, before, pos)
+WHERE d.notification_id = r.nid AND d.endpoint = r.endpoint
+    AND d.state = 'pending' AND d.attempts = r.before
+RETURNING r.pos
+"""
+ATTEMPTS = (
     "INSERT INTO delivery_attempts (notification_id, endpoint, number, at, status,"
-    " retry_after_s) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+    " retry_after_s) SELECT * FROM unnest($1::text[], $2::text[], $3::int[],"
+    " $4::timestamptz[], $5::text[], $6::float8[]) ON CONFLICT DO NOTHING"
 )
-OUTCOME = (
+OUTCOMES = (
     "INSERT INTO outcomes (id, type, notification_id, endpoint, status, at)"
-    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+    " SELECT i, t, n, e, s, $6 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],"
+    " $5::text[]) AS r(i, t, n, e, s) ON CONFLICT DO NOTHING RETURNING id"
 )
 
 
@@ -100,8 +109,7 @@ class PostgresDeliveryRepository:
         async with self._transaction() as conn:
             fresh: set[Key] = set()
             if deliveries:
-                columns = list(zip(*(_row(d) for d in deliveries), strict=True))
-                rows = await conn.fetch(ADD, *map(list, columns))
+                rows = await conn.fetch(ADD, *_columns([_row(d) for d in deliveries]))
                 fresh = {(r["notification_id"], r["endpoint"]) for r in rows}
             await self._publish(
                 conn,
@@ -125,35 +133,22 @@ class PostgresDeliveryRepository:
         return [_delivery(r) for r in rows]
 
     async def record(self, settled: Settled, attempt: Attempt | None) -> bool:
-        d = settled.delivery
-        before = d.attempts - (1 if attempt is not None else 0)
+        return (await self.record_many([(settled, attempt)]))[0]
+
+    async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
+        if not recorded:
+            return []
+        rows = [_recorded_row(pos, s, a) for pos, (s, a) in enumerate(recorded)]
         async with self._transaction() as conn:
-            done = await conn.execute(
-                RECORD,
-                d.notification_id,
-                d.endpoint,
-                d.state,
-                d.attempts,
-                d.next_attempt_at,
-                _status_text(d.last_status),
-                d.finished_at,
-                before,
-            )
-            if done != "UPDATE 1":
-                return False
-            if attempt is not None:
-                await conn.execute(
-                    ATTEMPT,
-                    attempt.notification_id,
-                    attempt.endpoint,
-                    attempt.number,
-                    attempt.at,
-                    str(attempt.status),
-                    attempt.retry_after.total_seconds() if attempt.retry_after else None,
-                )
-            if settled.outcome is not None:
-                await self._publish(conn, [settled.outcome])
-            return True
+            stored = {r["pos"] for r in await conn.fetch(RECORD, *_columns(rows))}
+            attempts = [
+                _attempt_row(a) for pos, (_, a) in enumerate(recorded) if pos in stored and a
+            ]
+            if attempts:
+                await conn.execute(ATTEMPTS, *_columns(attempts))
+            outcomes = [s.outcome for pos, (s, _) in enumerate(recorded) if pos in stored]
+            await self._publish(conn, [o for o in outcomes if o is not None])
+        return [pos in stored for pos in range(len(recorded))]
 
     async def get(self, key: Key) -> Delivery | None:
         row = await self.db.fetchrow(
@@ -225,25 +220,56 @@ class PostgresDeliveryRepository:
         return [_delivery(r) for r in rows]
 
     async def _publish(self, conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
-        """Queue each outcome not queued before (by its event id)."""
-        now, envelopes = self.now(), []
-        for o in outcomes:
-            d = o.data
-            status = str(d.status)
-            if (
-                await conn.execute(
-                    OUTCOME, o.id, o.type, d.notification_id, d.endpoint, status, now
-                )
-                == "INSERT 0 1"
-            ):
-                envelopes.append(
-                    build(
-                        o.type, d, source=SOURCE, time=now, id_=o.id, causationid=d.notification_id
-                    )
-                )
+        """Queue each outcome not queued before (by its event id), in order."""
+        if not outcomes:
+            return
+        now = self.now()
+        rows = [
+            (o.id, o.type, o.data.notification_id, o.data.endpoint, str(o.data.status))
+            for o in outcomes
+        ]
+        fresh = {r["id"] for r in await conn.fetch(OUTCOMES, *_columns(rows), now)}
+        envelopes = [
+            build(
+                o.type,
+                o.data,
+                source=SOURCE,
+                time=now,
+                id_=o.id,
+                causationid=o.data.notification_id,
+            )
+            for o in outcomes
+            if o.id in fresh
+        ]
         await outbox.enqueue_events(conn, envelopes)
         if envelopes:
             self.on_queued()
+
+
+def _recorded_row(pos: int, settled: Settled, attempt: Attempt | None) -> tuple[Any, ...]:
+    d = settled.delivery
+    before = d.attempts - (1 if attempt is not None else 0)
+    return (
+        d.notification_id,
+        d.endpoint,
+        d.state,
+        d.attempts,
+        d.next_attempt_at,
+        _status_text(d.last_status),
+        d.finished_at,
+        before,
+        pos,
+    )
+
+
+def _attempt_row(a: Attempt) -> tuple[Any, ...]:
+    retry_after = a.retry_after.total_seconds() if a.retry_after is not None else None
+    return (a.notification_id, a.endpoint, a.number, a.at, str(a.status), retry_after)
+
+
+def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as columns, the arrays ``unnest`` takes."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _row(d: Delivery) -> tuple[Any, ...]:

@@ -150,3 +150,21 @@ async def test_outcomes_of_already_stored_deliveries_are_not_published_again(rep
     await repo.add([gone], [endpoint_gone(d, T0).outcome])
     await repo.add([gone], [endpoint_gone(d, T0).outcome])
     assert len(await published(repo)) == 1
+
+
+async def test_record_many_stores_each_as_record_would_in_order(repo):
+    ds, _ = planned("n1", "pager", "board")
+    await repo.add(ds, [])
+    first, second = await repo.claim(T0, LEASE, {"pager": 1, "board": 1})
+    ok = settle(first, AttemptResult(200), T0, S)
+    await repo.record(ok, attempt(first, 200))  # the first is finished already
+    retried = settle(second, AttemptResult(503), T0, S, LOWEST)
+    stale = settle(first, AttemptResult(500), T0, S, LOWEST)
+    results = await repo.record_many(
+        [(stale, attempt(first, 500)), (retried, attempt(second, 503))]
+    )
+    assert results == [False, True]
+    assert (await repo.get(second.key)).attempts == 1
+    assert [a.status for a in await repo.attempts(second.key)] == [503]
+    assert [a.status for a in await repo.attempts(first.key)] == [200]
+    assert len(await published(repo)) == 1
