@@ -25,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "intake": "services.intake.service",
     "scheduler": "services.scheduler.service",
     "alerts": "services.alerts.service",
+    "notifier": "services.notifier.service",
 }
 SERVICES: tuple[str, ...] = tuple(REGISTRY)
 

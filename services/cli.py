@@ -102,6 +102,12 @@ def _dlq(args: argparse.Namespace) -> int:
     return dlq.main(args)
 
 
+def _deliveries(args: argparse.Namespace) -> int:
+    from services import deliveries
+
+    return deliveries.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ntx", description="NTX: keep patients safely on naltrexone."
@@ -211,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = dsub.add_parser("replay", help="re-submit one dead letter, as it was or corrected")
     r.add_argument("id")
     r.add_argument("--file", default=None, help="a corrected message to send instead")
+
+    p = add("deliveries", _deliveries, "inspect and retry webhook deliveries")
+    wsub = p.add_subparsers(dest="deliveries_command", required=True, metavar="SUBCOMMAND")
+    wsub.add_parser("list", help="list pending and failed deliveries")
+    r = wsub.add_parser("retry", help="attempt a failed delivery again")
+    r.add_argument("id", help="the notification id (the webhook-id)")
+    r.add_argument("--endpoint", default=None, help="only the delivery to this endpoint")
     return parser
 
 

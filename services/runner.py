@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.bootstrap import SERVICES
+from services.bootstrap import SERVICES, load_spec
 from services.supervisor import Supervisor
 from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
@@ -155,6 +155,10 @@ def _migrate(bootstrap: str, database_url: str, extra: dict[str, str]) -> None:
 
 def run(args) -> int:  # type: ignore[no-untyped-def]
     data_dir = Path(args.data_dir or os.environ.get("NTX_DATA_DIR", "var")).resolve()
+    refused = check_configuration()
+    if refused:
+        print(f"ntx run: invalid configuration: {refused}", file=sys.stderr)
+        return 2
     print(f"ntx: starting broker, database and services (data in {data_dir})", flush=True)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -169,6 +173,19 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
         (data_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
     print(f"ntx: stopped. Database files and service logs are in {data_dir}", flush=True)
     return 0
+
+
+def check_configuration() -> str | None:
+    """Each service's own configuration (the notifier's endpoints), checked before
+    anything starts: the error naming the field, or None."""
+    for name in SERVICES:
+        spec = load_spec(name)
+        if spec.check is not None:
+            try:
+                spec.check()
+            except ValueError as exc:
+                return f"{name}: {exc}"
+    return None
 
 
 def _roles(procs: ServiceProcesses) -> str:

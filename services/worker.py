@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging.config
+import sys
 import threading
 
 import faust
@@ -48,6 +49,12 @@ def run_service(name: str) -> int:
     config = logging_config(name, settings.log_level)
     logging.config.dictConfig(config)
     runtime = build(name, settings)
+    if runtime.spec.check is not None:
+        try:
+            runtime.spec.check()
+        except ValueError as exc:  # names the field, never a secret's value
+            print(f"ntx service {name}: invalid configuration: {exc}", file=sys.stderr)
+            return 2
     app = make_app(runtime)
     worker = _worker_class(runtime)(
         app,

@@ -62,6 +62,8 @@ def make_app(runtime: Runtime) -> faust.App:
         stream_wait_empty=True,
     )
     _add_agent(app, runtime)
+    if spec.routes is not None:
+        spec.routes(app, runtime)
 
     @app.service
     class RuntimeService(Service):  # noqa: F841 - registered by the decorator

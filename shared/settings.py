@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     intake_database_url: str | None = None
     scheduler_database_url: str | None = None
     alerts_database_url: str | None = None
+    notifier_database_url: str | None = None
     db_pool_min: int = 1
     db_pool_max: int = 5
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.envelope import Event
 from shared.settings import Settings
@@ -93,6 +93,12 @@ class ServiceSpec:
     loops: tuple[LoopSpec, ...] = ()
     #: Work of its own besides :data:`PLUMBING_WORK` (the scheduler's due items).
     work: tuple[Work, ...] = ()
+    #: Adds the service's own HTTP routes to its faust app, ``routes(app, runtime)``
+    #: (the notifier's acknowledgements), beside the operator endpoints.
+    routes: Callable[[Any, Runtime], None] | None = None
+    #: Reads and checks the service's own configuration before it starts (the
+    #: notifier's endpoints); raises ValueError naming the field.
+    check: Callable[[], object] | None = None
 
     @property
     def source(self) -> str:

@@ -69,7 +69,7 @@ DELIVERIES = Topic(
 DLQ = Topic(
     "ntx.dlq.v1",
     "Rejected input: the original bytes and the reason, for operators.",
-    ("intake", "scheduler", "alerts"),
+    ("intake", "scheduler", "alerts", "notifier"),
     ("operators",),
     partitions=1,  # one order of dead letters for operators; little traffic
 )

@@ -19,6 +19,7 @@ FULL = Sizes(
     latency_alerts=300,
     scheduler_patients=100_000,
     intake_requests=20_000,
+    notifier_requests=10_000,
 )
 QUICK = Sizes(
     pipeline_patients=30,
@@ -26,6 +27,7 @@ QUICK = Sizes(
     latency_alerts=20,
     scheduler_patients=500,
     intake_requests=300,
+    notifier_requests=300,
 )
 
 #: metric -> (target, "min" or "max"), from the performance issue.
@@ -35,6 +37,7 @@ TARGETS = {
     "scheduler_due_per_s": (5000, "min"),
     "scheduler_rss_mb": (300, "max"),
     "intake_decisions_per_s": (2000, "min"),
+    "notifier_deliveries_per_s": (500, "min"),
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from services.bench import intake, latency, pipeline, scheduler
+from services.bench import intake, latency, notifier, pipeline, scheduler
 
 Log = Callable[[str], None]
 
@@ -22,6 +22,7 @@ class Sizes:
     latency_alerts: int
     scheduler_patients: int
     intake_requests: int
+    notifier_requests: int
 
 
 def run_all(sizes: Sizes, log: Log) -> tuple[dict, dict]:
@@ -39,6 +40,8 @@ def run_all(sizes: Sizes, log: Log) -> tuple[dict, dict]:
         sched = scheduler.measure(root / "scheduler", sizes.scheduler_patients)
         log(f"intake: {sizes.intake_requests} requests")
         decided = intake.measure(root / "intake", sizes.intake_requests)
+        log(f"notifier: {sizes.notifier_requests} webhook deliveries")
+        sent = notifier.measure(root / "notifier", sizes.notifier_requests)
     result = {
         "raw_events_per_s": round(one.raw_events_per_s, 1),
         "pipeline_events_per_s": round(one.events_per_s, 1),
@@ -48,6 +51,7 @@ def run_all(sizes: Sizes, log: Log) -> tuple[dict, dict]:
         "scheduler_due_per_s": round(sched.due_per_s, 1),
         "scheduler_rss_mb": round(sched.rss_mb, 1),
         "intake_decisions_per_s": round(decided.per_s, 1),
+        "notifier_deliveries_per_s": round(sent.per_s, 1),
         "patients": n,
         "days": days,
         "broker": one.broker,
@@ -72,5 +76,8 @@ def run_all(sizes: Sizes, log: Log) -> tuple[dict, dict]:
         "scheduler materialise_per_s": round(sched.materialise_per_s, 1),
         "scheduler rss_mb now": round(sched.rss_now_mb, 1),
         "intake decisions": decided.count,
+        "notifier deliveries": sent.count,
+        "notifier repeats at the receiver": sent.duplicates,
+        "notifier peak requests in flight": sent.peak_in_flight,
     }
     return result, extra

@@ -13,10 +13,19 @@ import asyncio
 import logging
 import random
 from collections import Counter
+from datetime import datetime
 
+from services.notifier.batched import Batched
 from services.notifier.client import Sender
 from services.notifier.config import NotifierConfig
-from services.notifier.domain.delivery import Delivery, Settled, endpoint_gone, plan, settle
+from services.notifier.domain.delivery import (
+    Delivery,
+    Outcome,
+    Settled,
+    endpoint_gone,
+    plan,
+    settle,
+)
 from services.notifier.domain.endpoints import Endpoint
 from services.notifier.domain.outcome import AttemptResult
 from services.notifier.domain.retry import Draw
@@ -28,6 +37,9 @@ from shared.clock import Clock
 from shared.envelope import Event, InvalidEvent
 
 log = logging.getLogger("ntx.notifier")
+#: How often an idle dispatcher fails deliveries stranded on a removed or disabled
+#: endpoint (seconds): not a clinical number, only how soon such a failure shows.
+SWEEP_EVERY_S = 5.0
 
 
 class Dispatcher:
@@ -45,25 +57,17 @@ class Dispatcher:
         self._in_flight: Counter[str] = Counter()
         self._attempting: set[tuple[str, str]] = set()
         self._slot_freed = asyncio.Event()
+        #: Endpoints disabled as of the last claim (a 410 seen since then by another
+        #: worker fails the next attempt's delivery at its claim instead).
+        self._disabled: frozenset[str] = frozenset()
+        self._records = Batched(repo.record_many)
+        self._swept_at = 0.0
 
     # --- accepting requests ------------------------------------------------------------
 
     async def accept(self, event: Event) -> int:
         """Deliveries for one request; returns how many are new (0 for a repeat)."""
-        if not isinstance(event.data, ev.NotificationRequested):
-            raise InvalidEvent("type", f"{event.type} is not a notification request")
-        webhook_id = check_webhook_id(event.envelope.id)
-        deliveries, outcomes = plan(
-            event.data,
-            webhook_id,
-            webhook_body(event.envelope),
-            list(self.config.endpoints),
-            await self.repo.disabled_endpoints(),
-            self.clock.now(),
-        )
-        for outcome in outcomes:
-            log.warning("not deliverable", extra=_fields(outcome.data))
-        return await self.repo.add(deliveries, outcomes)
+        return await accept(self.repo, self.config, [event], self.clock.now())
 
     # --- attempting ------------------------------------------------------------------------
 
@@ -87,12 +91,23 @@ class Dispatcher:
                 task.add_done_callback(running.discard)
                 task.add_done_callback(_report_crash)
             if not started:
+                await self._sweep_when_idle()
                 self._slot_freed.clear()
                 waits = [asyncio.ensure_future(e.wait()) for e in (stop, self._slot_freed)]
                 await asyncio.wait(waits, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
                     w.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+
+    async def _sweep_when_idle(self) -> None:
+        """:meth:`fail_removed_endpoints` now and then while nothing is due."""
+        now = asyncio.get_running_loop().time()
+        if now - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = now
+            try:
+                await self.fail_removed_endpoints()
+            except Exception:
+                log.exception("failing deliveries of removed endpoints failed; retrying")
 
     async def _start_due_or_wait(self) -> list[asyncio.Task[None]]:
         """As :meth:`_start_due`, but a failure to claim (the database away) is logged
@@ -104,14 +119,16 @@ class Dispatcher:
             return []
 
     async def fail_removed_endpoints(self) -> int:
-        """Pending deliveries to endpoints no longer configured fail now, as if the
-        endpoint were disabled: they would otherwise wait for ever, unreported."""
+        """Pending deliveries to endpoints no longer configured, or disabled (by
+        another worker's 410 while one was in flight here), fail now: they would
+        otherwise wait for ever, unreported."""
         configured = {e.name for e in self.config.endpoints}
-        removed = await self.repo.pending_endpoints() - configured
+        usable = configured - await self.repo.disabled_endpoints()
+        removed = await self.repo.pending_endpoints() - usable
         return sum([await self._fail_pending(name) for name in sorted(removed)])
 
     async def _start_due(self) -> list[asyncio.Task[None]]:
-        disabled = await self.repo.disabled_endpoints()
+        disabled = self._disabled = await self.repo.disabled_endpoints()
         slots = {
             e.name: free
             for e in self.config.endpoints
@@ -143,10 +160,7 @@ class Dispatcher:
             self._slot_freed.set()
         now = self.clock.now()
         settled = settle(delivery, result, now, self.settings, self.draw)
-        if (
-            settled.delivery.state == "pending"
-            and endpoint.name in await self.repo.disabled_endpoints()
-        ):
+        if settled.delivery.state == "pending" and endpoint.name in self._disabled:
             settled = endpoint_gone(settled.delivery, now)
         attempt = Attempt(
             delivery.notification_id,
@@ -156,10 +170,11 @@ class Dispatcher:
             result.status,
             result.retry_after,
         )
-        if await self.repo.record(settled, attempt):
+        if await self._records.submit((settled, attempt)):
             self._log(settled)
         if settled.disable_endpoint:
             await self.repo.disable_endpoint(endpoint.name, now)
+            self._disabled |= {endpoint.name}
             log.warning("endpoint disabled (410 Gone)", extra={"endpoint": endpoint.name})
             await self._fail_pending(endpoint.name)
 
@@ -183,6 +198,33 @@ class Dispatcher:
             log.log(
                 level, f"delivery {settled.delivery.state}", extra=_fields(settled.outcome.data)
             )
+
+
+async def accept(
+    repo: DeliveryRepository, config: NotifierConfig, events: list[Event], now: datetime
+) -> int:
+    """The deliveries the requests need, stored with the outcomes already known (no
+    endpoint, a disabled endpoint) in one write; returns how many are new (0 for
+    repeats). The service calls it inside the consumer's transaction, per batch."""
+    disabled = await repo.disabled_endpoints()
+    deliveries: list[Delivery] = []
+    outcomes: list[Outcome] = []
+    for event in events:
+        if not isinstance(event.data, ev.NotificationRequested):
+            raise InvalidEvent("type", f"{event.type} is not a notification request")
+        planned, known = plan(
+            event.data,
+            check_webhook_id(event.envelope.id),
+            webhook_body(event.envelope),
+            list(config.endpoints),
+            disabled,
+            now,
+        )
+        deliveries += planned
+        outcomes += known
+    for outcome in outcomes:
+        log.warning("not deliverable", extra=_fields(outcome.data))
+    return await repo.add(deliveries, outcomes)
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

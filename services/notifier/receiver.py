@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -56,6 +56,7 @@ class WebhookReceiver:
         self._host, self._port = host, port
         self._on_verified = on_verified
         self._script: deque[Answer] = deque()
+        self._by_id: defaultdict[str, deque[Answer]] = defaultdict(deque)
         self._default = Answer()
         self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
@@ -88,10 +89,20 @@ class WebhookReceiver:
 
     # --- telling it how to answer ------------------------------------------------
 
-    def answer(self, status: int, *, times: int = 1, retry_after: str | None = None) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+    def answer(
+        self,
+        status: int,
+        *,
+        times: int = 1,
+        retry_after: str | None = None,
+        webhook_id: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``);
+        with ``webhook_id``, the next ``times`` requests carrying that id (a test
+        sharing a topic with others scripts only its own notification)."""
         headers = {"Retry-After": retry_after} if retry_after is not None else {}
-        self._script.extend([Answer(status, headers)] * times)
+        script = self._script if webhook_id is None else self._by_id[webhook_id]
+        script.extend([Answer(status, headers)] * times)
 
     def hang(self, *, times: int = 1, seconds: float = 3600.0) -> None:
         """Hold the next ``times`` requests without answering (the sender times out)."""
@@ -147,7 +158,7 @@ class WebhookReceiver:
         except WebhookVerificationError:
             self.rejected += 1
             return web.Response(status=401)
-        answer = self._script.popleft() if self._script else self._default
+        answer = self._next_answer(headers["webhook-id"])
         arrival = Received(headers["webhook-id"], event, headers, answer.status, time.monotonic())
         if answer.hold_s:
             try:
@@ -158,6 +169,12 @@ class WebhookReceiver:
                 raise
         self._record(arrival)
         return web.Response(status=answer.status, headers=answer.headers)
+
+    def _next_answer(self, webhook_id: str) -> Answer:
+        own = self._by_id.get(webhook_id)
+        if own:
+            return own.popleft()
+        return self._script.popleft() if self._script else self._default
 
     def _record(self, arrival: Received) -> None:
         self.received.append(arrival)

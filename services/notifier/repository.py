@@ -1,6 +1,6 @@
 """Where deliveries, their attempts and next-attempt times live: a protocol, and the
-in-memory implementation (the PostgreSQL one comes with the service and must pass
-the same contract tests, ``tests/unit/notifier/test_repository.py``).
+in-memory implementation (the PostgreSQL one is :mod:`services.notifier.store`; both
+pass the same contract tests, ``tests/unit/notifier/test_repository.py``).
 
 Claiming is a lease: a claimed delivery's ``next_attempt_at`` moves to the lease's
 end, so no other worker takes it meanwhile, and a worker killed mid-request leaves
@@ -55,6 +55,10 @@ class DeliveryRepository(Protocol):
         False (and nothing stored) otherwise."""
         ...
 
+    async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
+        """:meth:`record` for each, in order, in one write."""
+        ...
+
     async def get(self, key: Key) -> Delivery | None: ...
 
     async def pending_for(self, endpoint: str) -> list[Delivery]: ...
@@ -68,6 +72,10 @@ class DeliveryRepository(Protocol):
     async def disable_endpoint(self, name: str, at: datetime) -> None: ...
 
     async def disabled_endpoints(self) -> frozenset[str]: ...
+
+    async def published_outcomes(self) -> list[Outcome]:
+        """The outcome events stored for publishing, in order."""
+        ...
 
 
 class InMemoryDeliveryRepository:
@@ -128,6 +136,9 @@ class InMemoryDeliveryRepository:
             self._publish(settled.outcome)
         return True
 
+    async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
+        return [await self.record(settled, attempt) for settled, attempt in recorded]
+
     async def get(self, key: Key) -> Delivery | None:
         return self.deliveries.get(key)
 
@@ -150,6 +161,9 @@ class InMemoryDeliveryRepository:
 
     async def disabled_endpoints(self) -> frozenset[str]:
         return frozenset(self.disabled)
+
+    async def published_outcomes(self) -> list[Outcome]:
+        return list(self.published)
 
     def _publish(self, outcome: Outcome) -> None:
         if outcome.id not in self._published_ids:

@@ -20,6 +20,7 @@ KEYS = {
     "scheduler_due_per_s",
     "scheduler_rss_mb",
     "intake_decisions_per_s",
+    "notifier_deliveries_per_s",
     "patients",
     "days",
     "broker",

@@ -29,7 +29,14 @@ from aiokafka.errors import MessageSizeTooLargeError
 from services.bootstrap import SERVICES, load_spec
 from services.tools import read_events, rebase
 from services.topic_reading import read_all
-from shared.topics import DLQ, INTAKE_DECISIONS, INTAKE_REQUESTS, SCHEDULE, event_type
+from shared.topics import (
+    DLQ,
+    INTAKE_DECISIONS,
+    INTAKE_REQUESTS,
+    NOTIFICATIONS,
+    SCHEDULE,
+    event_type,
+)
 from tests.hostile import CONSUMED, INBOUND, applies, fixed_mutations, hostile, valid
 
 pytestmark = pytest.mark.infra
@@ -247,9 +254,12 @@ def test_a_hostile_run_leaves_every_valid_request_decided_once(ntx):
     now = datetime.now(UTC)
     bad = hostile_messages(now)
     good = {f"ok-{n}": accepted_request(f"ok-{n}", now) for n in range(200)}
+    # and one valid notification request, so the notifier has valid input too
+    notify = valid("ntx.notification.requested.v1", "ok-notify", 0, now)
     traffic = [(m, True) for m in bad] + [
         ((INTAKE_REQUESTS.name, p.encode(), json.dumps(r).encode()), False) for p, r in good.items()
     ]
+    traffic.append(((NOTIFICATIONS.name, b"ok-notify", json.dumps(notify).encode()), False))
     random.Random(18).shuffle(traffic)
     print(f"{len(bad)} hostile messages among {len(good)} valid requests")
     assert len(bad) >= 220
@@ -318,8 +328,9 @@ def test_kill_9_each_service_during_a_5000_request_send_loses_and_repeats_nothin
         for p in patients
     ]
     killed = []
-    for chunk, victim in zip(range(4), [*SERVICES, None], strict=False):
-        asyncio.run(_send(ntx.bootstrap, requests[chunk * 1250 : (chunk + 1) * 1250]))
+    size = len(requests) // (len(SERVICES) + 1)  # a kill after each chunk but the last
+    for chunk, victim in enumerate([*SERVICES, None]):
+        asyncio.run(_send(ntx.bootstrap, requests[chunk * size : (chunk + 1) * size]))
         if victim is not None:
             os.kill(ntx.service_pid(victim), signal.SIGKILL)
             killed.append(victim)

@@ -1,5 +1,5 @@
-"""``ntx run`` brings up broker, database and three service processes, healthy, and
-Ctrl-C (SIGINT) stops them all cleanly."""
+"""``ntx run`` brings up broker, database and every service as its own process,
+healthy, and Ctrl-C (SIGINT) stops them all cleanly."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from services.bootstrap import SERVICES
 from tests.e2e.running import READY, lines_until
 
 pytestmark = pytest.mark.infra
@@ -29,7 +30,7 @@ def test_ntx_run_starts_healthy_and_stops_on_ctrl_c(tmp_path):
         # one line names the broker: Apache Kafka where a JDK is found, else Tansu
         assert len([line for line in lines if line.startswith("ntx: broker ")]) == 1, lines
         urls = [w for line in lines for w in line.split() if w.endswith("/health")]
-        assert len(urls) == 3
+        assert len(urls) == len(SERVICES)
         for url in urls:
             with urllib.request.urlopen(url, timeout=5) as r:
                 assert json.loads(r.read())["ok"] is True
@@ -44,6 +45,6 @@ def test_ntx_run_starts_healthy_and_stops_on_ctrl_c(tmp_path):
     assert proc.returncode == 0, rest
     assert f"Database files and service logs are in {tmp_path}" in rest
     assert not (tmp_path / "endpoints.json").exists()
-    for name in ("intake", "scheduler", "alerts"):
+    for name in SERVICES:
         log = (tmp_path / f"{name}.log").read_text()
         assert "service started" in log and "service stopped" in log

@@ -18,6 +18,7 @@ from shared.topics import (
     DLQ,
     INTAKE_DECISIONS,
     INTAKE_REQUESTS,
+    NOTIFICATIONS,
     SCHEDULE,
     event_type,
 )
@@ -99,7 +100,7 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
     clock = SimulatedClock(NOW)
     harnesses = [
         Harness(load_spec(name), infra, f"{name}_{unique}", clock=clock)
-        for name in ("intake", "scheduler", "alerts")
+        for name in ("intake", "scheduler", "alerts", "notifier")
     ]
     for h in harnesses:
         await h.__aenter__()
@@ -115,8 +116,9 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
             await produce(infra.bootstrap, topic, key, value)
             sent_bad += 1
             good.append(patient)
-        intake, scheduler, alerts = harnesses
+        intake, scheduler, alerts, notifier = harnesses
         consumers = {
+            NOTIFICATIONS.name: [notifier],
             INTAKE_REQUESTS.name: [intake],
             CLINICAL_EVENTS.name: [scheduler, alerts],
             INTAKE_DECISIONS.name: [scheduler],  # a forged decision arrives here too

@@ -67,3 +67,11 @@ def test_work_sql_names_the_service_schema_and_its_settings():
     horizon = bootstrap.load_spec("scheduler").work[1]
     sql = horizon.sql(horizon.count, "scheduler", Settings(schedule_horizon_hours=48))
     assert "FROM scheduler.plans" in sql and "interval '1 hour' * 48 / 2" in sql
+
+
+def test_every_service_may_connect_as_its_own_role():
+    """``ntx run`` and compose give each service ``NTX_<NAME>_DATABASE_URL``; a
+    service without the setting would connect as the administrator."""
+    for name in bootstrap.SERVICES:
+        url = f"postgresql://ntx_{name}@db/ntx"
+        assert Settings(**{f"{name}_database_url": url}).database_url_for(name) == url

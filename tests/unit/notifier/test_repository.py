@@ -1,5 +1,6 @@
 """The delivery repository's contract. Every implementation runs these tests: the
-in-memory one now; the PostgreSQL one joins ``IMPLEMENTATIONS`` with the service."""
+in-memory one, and the PostgreSQL one on the session's embedded database (marked
+``infra``; ``make test-unit`` leaves it out)."""
 
 from __future__ import annotations
 
@@ -12,16 +13,33 @@ from services.notifier.domain.delivery import Delivery, endpoint_gone, plan, set
 from services.notifier.domain.outcome import AttemptResult
 from services.notifier.domain.settings import DEFAULT_SETTINGS as S
 from services.notifier.repository import Attempt, InMemoryDeliveryRepository
+from services.notifier.store import MIGRATIONS, PostgresDeliveryRepository
+from shared import db
 from tests.unit.notifier.helpers import T0, endpoint, request
 
-IMPLEMENTATIONS = {"memory": InMemoryDeliveryRepository}
 LEASE = T0 + S.claim_lease
 LOWEST = lambda low, high: low  # noqa: E731
+SCHEMA = "test_notifier_repository"
+TABLES = "deliveries, delivery_attempts, disabled_endpoints, outcomes, outbox"
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
-def repo(request):
-    return IMPLEMENTATIONS[request.param]()
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.infra)])
+async def repo(request):
+    if request.param == "memory":
+        yield InMemoryDeliveryRepository()
+        return
+    url = request.getfixturevalue("infra").database_url
+    await db.migrate(url, SCHEMA, MIGRATIONS)
+    pool = await db.create_pool(url, SCHEMA)
+    try:
+        await pool.execute(f"TRUNCATE {TABLES}")
+        yield PostgresDeliveryRepository(pool, lambda: T0)
+    finally:
+        await pool.close()
+
+
+async def published(repo):
+    return await repo.published_outcomes()
 
 
 def planned(nid: str, *names: str, at=T0, alert_id: str = "a-1", audience="care_team"):
@@ -40,7 +58,7 @@ async def test_add_is_idempotent_and_keeps_outcomes_once(repo):
     _, none = planned("n2", audience="external")
     await repo.add([], none)
     await repo.add([], none)
-    assert [o.data.status for o in repo.published] == ["no_endpoint"]
+    assert [o.data.status for o in await published(repo)] == ["no_endpoint"]
 
 
 async def test_a_repeated_request_does_not_replace_progress(repo):
@@ -86,7 +104,7 @@ async def test_record_stores_the_state_the_attempt_and_the_outcome_together(repo
     assert await repo.record(settled, attempt(d, 200))
     assert (await repo.get(d.key)).state == "delivered"
     assert [a.status for a in await repo.attempts(d.key)] == [200]
-    assert [o.type for o in repo.published] == ["ntx.notification.delivered.v1"]
+    assert [o.type for o in await published(repo)] == ["ntx.notification.delivered.v1"]
 
 
 async def test_a_late_or_second_writer_changes_nothing(repo):
@@ -97,7 +115,7 @@ async def test_a_late_or_second_writer_changes_nothing(repo):
     assert not await repo.record(settle(d, AttemptResult(500), T0, S, LOWEST), attempt(d, 500))
     assert not await repo.record(endpoint_gone(d, T0), None)
     assert (await repo.get(d.key)).state == "delivered"
-    assert len(repo.published) == 1 and len(await repo.attempts(d.key)) == 1
+    assert len(await published(repo)) == 1 and len(await repo.attempts(d.key)) == 1
 
 
 async def test_a_writer_with_a_stale_attempt_count_changes_nothing(repo):
@@ -131,4 +149,22 @@ async def test_outcomes_of_already_stored_deliveries_are_not_published_again(rep
     gone = replace(endpoint_gone(d, T0).delivery)
     await repo.add([gone], [endpoint_gone(d, T0).outcome])
     await repo.add([gone], [endpoint_gone(d, T0).outcome])
-    assert len(repo.published) == 1
+    assert len(await published(repo)) == 1
+
+
+async def test_record_many_stores_each_as_record_would_in_order(repo):
+    ds, _ = planned("n1", "pager", "board")
+    await repo.add(ds, [])
+    first, second = await repo.claim(T0, LEASE, {"pager": 1, "board": 1})
+    ok = settle(first, AttemptResult(200), T0, S)
+    await repo.record(ok, attempt(first, 200))  # the first is finished already
+    retried = settle(second, AttemptResult(503), T0, S, LOWEST)
+    stale = settle(first, AttemptResult(500), T0, S, LOWEST)
+    results = await repo.record_many(
+        [(stale, attempt(first, 500)), (retried, attempt(second, 503))]
+    )
+    assert results == [False, True]
+    assert (await repo.get(second.key)).attempts == 1
+    assert [a.status for a in await repo.attempts(second.key)] == [503]
+    assert [a.status for a in await repo.attempts(first.key)] == [200]
+    assert len(await published(repo)) == 1
