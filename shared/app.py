@@ -126,7 +126,14 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
         # take_events acks a batch once this loop body is left, however it is left.
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
             batch = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                Message(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.key,
+                    e.value,
+                    _headers(e.message.headers),
+                )
                 for e in events
             ]
             try:
@@ -135,6 +142,14 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
                 exit_unacknowledged(runtime, "told to stop while a batch was retried")
 
     app.agent(topic, name=runtime.spec.group)(agent)
+
+
+def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """faust hands headers over as a list of pairs or a mapping; the runtime takes pairs."""
+    if not headers:
+        return ()
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return tuple((str(k), v) for k, v in pairs)
 
 
 async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:
