@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared import db, deadletter, housekeeping, metrics, outbox, records
+from shared import db, deadletter, housekeeping, metrics, outbox, records, tracing
 from shared.batches import Batches
 from shared.clock import Clock
 from shared.deadlines import Deadlines
@@ -80,6 +80,7 @@ class Runtime:
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        tracing.configure(self.spec.name)
         url = self.settings.database_url_for(self.spec.name)
         await db.wait_for_database(url)
         await db.migrate(url, self.schema, self.spec.migrations)
@@ -185,10 +186,8 @@ class Runtime:
         self.progress.batch_started()
         outcomes = await self.batches.handle(messages, self.clock.now())
         self.progress.batch_done(messages)
-        counts = Counter(outcomes)
-        for outcome, n in counts.items():
+        for outcome, n in Counter(outcomes).items():
             metrics.CONSUMED.labels(self.spec.name, outcome).inc(n)
-        log.info("handled", extra={"service": self.spec.name, **counts})
         self.wake_relay()
         return outcomes
 
