@@ -20,6 +20,7 @@ from faust.web import drivers as web_drivers
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import metrics
 from shared.faust_transport import app_class
 from shared.ingress import Message
 from shared.retrying import Abandoned, retry
@@ -89,7 +90,8 @@ def make_app(runtime: Runtime) -> faust.App:
         return web.json(status, status=200 if status["ok"] else 503)
 
     @app.page("/metrics")
-    async def metrics(web, request):  # type: ignore[no-untyped-def]
+    async def metrics_page(web, request):  # type: ignore[no-untyped-def]
+        _record_lag(app, runtime)
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app
@@ -189,13 +191,30 @@ async def _health(app: faust.App, runtime: Runtime) -> dict:  # type: ignore[typ
 def _waiting(app: faust.App, runtime: Runtime) -> int:
     """Messages on this worker's partitions it has not handled yet, as far as its
     consumer knows the partitions' ends (0 when it cannot tell)."""
+    return runtime.progress.waiting(_highwaters(app))
+
+
+def _highwaters(app: faust.App) -> dict[tuple[str, int], int]:
+    """The end offset of each assigned partition the consumer knows (none before it
+    has started)."""
     try:
         ends = {
             (tp.topic, tp.partition): app.consumer.highwater(tp) for tp in app.consumer.assignment()
         }
     except Exception:  # the consumer is not started yet
-        return 0
-    return runtime.progress.waiting({tp: end for tp, end in ends.items() if end is not None})
+        return {}
+    return {tp: end for tp, end in ends.items() if end is not None}
+
+
+def _record_lag(app: faust.App, runtime: Runtime) -> None:
+    """``ntx_consumer_lag`` per assigned partition, as the scrape finds it. Before this
+    worker handles a partition's first message its group's committed offset is the
+    start (faust keeps it in ``_committed_offset``)."""
+    committed = getattr(getattr(app, "_consumer", None), "_committed_offset", None) or {}
+    known = {(tp.topic, tp.partition): o for tp, o in committed.items() if o is not None}
+    metrics.CONSUMER_LAG.clear()
+    for (topic, partition), lag in runtime.progress.lag(_highwaters(app), known).items():
+        metrics.CONSUMER_LAG.labels(runtime.spec.name, topic, str(partition)).set(lag)
 
 
 def _assigned(app: faust.App) -> int:
