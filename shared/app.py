@@ -236,7 +236,7 @@ def _credentials(settings):  # type: ignore[no-untyped-def]
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            password=settings.sasl_password(),
             mechanism=settings.kafka_sasl_mechanism or "PLAIN",
             ssl_context=ssl_context,
         )
