@@ -21,6 +21,7 @@ from services.bootstrap import SERVICES, load_spec
 from services.supervisor import Supervisor
 from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
+from shared.secrets import secret
 from shared.settings import ENDPOINTS_FILE, write_endpoints
 
 #: A service that exits while starting is started again (on a new port) this often.
@@ -112,7 +113,7 @@ def role_env(admin_url: str) -> dict[str, str]:
     whose password ``ntx migrate`` set from the URL's password file or from
     ``NTX_SERVICE_DB_PASSWORD``. Empty when there is neither: the services then use
     the administrator's URL, as a database configured elsewhere may require."""
-    if pgpass.passfile_of(admin_url) is None and not os.environ.get("NTX_SERVICE_DB_PASSWORD"):
+    if pgpass.passfile_of(admin_url) is None and secret("NTX_SERVICE_DB_PASSWORD") is None:
         return {}
     return {
         f"NTX_{name.upper()}_DATABASE_URL": db.role_url(admin_url, db.service_role(name))

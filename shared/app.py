@@ -20,6 +20,7 @@ from faust.web import drivers as web_drivers
 from mode import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import metrics
 from shared.faust_transport import app_class
 from shared.ingress import Message
 from shared.retrying import Abandoned, retry
@@ -91,7 +92,8 @@ def make_app(runtime: Runtime) -> faust.App:
         return web.json(status, status=200 if status["ok"] else 503)
 
     @app.page("/metrics")
-    async def metrics(web, request):  # type: ignore[no-untyped-def]
+    async def metrics_page(web, request):  # type: ignore[no-untyped-def]
+        _record_lag(app, runtime)
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     return app
@@ -128,7 +130,14 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
         # take_events acks a batch once this loop body is left, however it is left.
         async for events in stream.take_events(settings.batch_max, within=settings.batch_wait_s):
             batch = [
-                Message(e.message.topic, e.message.partition, e.message.offset, e.key, e.value)
+                Message(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.key,
+                    e.value,
+                    _headers(e.message.headers),
+                )
                 for e in events
             ]
             try:
@@ -137,6 +146,14 @@ def _add_agent(app: faust.App, runtime: Runtime) -> None:
                 exit_unacknowledged(runtime, "told to stop while a batch was retried")
 
     app.agent(topic, name=runtime.spec.group)(agent)
+
+
+def _headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """faust hands headers over as a list of pairs or a mapping; the runtime takes pairs."""
+    if not headers:
+        return ()
+    pairs = headers.items() if hasattr(headers, "items") else headers
+    return tuple((str(k), v) for k, v in pairs)
 
 
 async def _until_handled(runtime: Runtime, batch: list[Message]) -> None:
@@ -176,13 +193,30 @@ async def _health(app: faust.App, runtime: Runtime) -> dict:  # type: ignore[typ
 def _waiting(app: faust.App, runtime: Runtime) -> int:
     """Messages on this worker's partitions it has not handled yet, as far as its
     consumer knows the partitions' ends (0 when it cannot tell)."""
+    return runtime.progress.waiting(_highwaters(app))
+
+
+def _highwaters(app: faust.App) -> dict[tuple[str, int], int]:
+    """The end offset of each assigned partition the consumer knows (none before it
+    has started)."""
     try:
         ends = {
             (tp.topic, tp.partition): app.consumer.highwater(tp) for tp in app.consumer.assignment()
         }
     except Exception:  # the consumer is not started yet
-        return 0
-    return runtime.progress.waiting({tp: end for tp, end in ends.items() if end is not None})
+        return {}
+    return {tp: end for tp, end in ends.items() if end is not None}
+
+
+def _record_lag(app: faust.App, runtime: Runtime) -> None:
+    """``ntx_consumer_lag`` per assigned partition, as the scrape finds it. Before this
+    worker handles a partition's first message its group's committed offset is the
+    start (faust keeps it in ``_committed_offset``)."""
+    committed = getattr(getattr(app, "_consumer", None), "_committed_offset", None) or {}
+    known = {(tp.topic, tp.partition): o for tp, o in committed.items() if o is not None}
+    metrics.CONSUMER_LAG.clear()
+    for (topic, partition), lag in runtime.progress.lag(_highwaters(app), known).items():
+        metrics.CONSUMER_LAG.labels(runtime.spec.name, topic, str(partition)).set(lag)
 
 
 def _assigned(app: faust.App) -> int:
@@ -204,7 +238,7 @@ def _credentials(settings):  # type: ignore[no-untyped-def]
     if proto.startswith("SASL"):
         return faust.SASLCredentials(
             username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            password=settings.sasl_password(),
             mechanism=settings.kafka_sasl_mechanism or "PLAIN",
             ssl_context=ssl_context,
         )

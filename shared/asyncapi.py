@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.kafka_binding import STRUCTURED_CONTENT_TYPE
 from shared.schemas import DLQ_TYPE, dead_letter_schema, envelope_schema, inbound
 from shared.topics import ALL_TOPICS, DLQ, EVENT_TYPES, EventType, Topic
 from shared.types import PATIENT_ID_PATTERN
@@ -20,8 +21,6 @@ VERSION = "3.1.0"
 SCHEMA_FORMAT = "application/schema+json;version=draft-07"
 COMPONENT_REFS = "#/components/schemas/{model}"
 BINDING_VERSION = "0.5.0"
-#: DESIGN.md §3: structured mode, announced by this header (CloudEvents Kafka binding).
-STRUCTURED_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 TRACEPARENT_PATTERN = r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 
 

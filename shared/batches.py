@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry.trace import Span
 
-from shared import db, deadletter, inbox
+from shared import db, deadletter, inbox, tracing
 from shared.deadlines import Deadlines
 from shared.envelope import Event, InvalidEvent
 from shared.ingress import Admitted, Message, Refused, admit
@@ -55,22 +57,51 @@ class Batches:
         (valid, of a type this service does not act on) or ``dead``. Retries while
         the database is away: nothing is acknowledged unhandled."""
         checked = [admit(m, now, self.spec.acts_on) for m in messages]
+        spans = tracing.start_handling(
+            self.spec.name, [c.event.envelope for c in checked if isinstance(c, Admitted)]
+        )
         try:
-            return await self._attempt(self._in_one_unit, messages, checked, now, False)
+            outcomes = await self._handle_traced(messages, checked, now, spans)
+        except BaseException as exc:
+            tracing.end_handling(spans, exc)
+            raise
+        tracing.end_handling(spans)
+        # the trace ids let one request be followed through every service's log
+        traced = {"trace_ids": tracing.trace_ids(spans)} if spans else {}
+        log.info("handled", extra={"service": self.spec.name, **Counter(outcomes), **traced})
+        return outcomes
+
+    async def _handle_traced(
+        self,
+        messages: Sequence[Message],
+        checked: list[Checked],
+        now: datetime,
+        spans: dict[tracing.Cause, Span],
+    ) -> list[str]:
+        traces = {cause: tracing.effect_context(span) for cause, span in spans.items()}
+        try:
+            return await self._attempt(self._in_one_unit, messages, checked, now, False, traces)
         except (_Isolate, Poisoned) as exc:
             if isinstance(exc, Poisoned):
                 log.error("batch given up", extra={"error": type(exc.last).__name__})
             return [
-                await self._handle_alone(m, c, now) for m, c in zip(messages, checked, strict=True)
+                await self._handle_alone(m, c, now, traces)
+                for m, c in zip(messages, checked, strict=True)
             ]
 
     async def _in_one_unit(
-        self, messages: Sequence[Message], checked: list[Checked], now: datetime, alone: bool
+        self,
+        messages: Sequence[Message],
+        checked: list[Checked],
+        now: datetime,
+        alone: bool,
+        traces: dict[tracing.Cause, dict[str, str]],
     ) -> list[str]:
         if all(c is None for c in checked):
             return ["ignored"] * len(checked)  # nothing to record: no transaction
         events = [c for c in checked if isinstance(c, Admitted)]
         async with self.units.begin(now) as uow:
+            uow.traces = traces
             patients = sorted({c.event.patient_id for c in events})
             await uow.lock_patients(patients)
             await self.deadlines.fire_before_input(uow, patients)
@@ -99,11 +130,18 @@ class Batches:
                 raise _HandlerFailed(exc) from exc
             raise _Isolate() from exc
 
-    async def _handle_alone(self, message: Message, checked: Checked, now: datetime) -> str:
+    async def _handle_alone(
+        self,
+        message: Message,
+        checked: Checked,
+        now: datetime,
+        traces: dict[tracing.Cause, dict[str, str]],
+    ) -> str:
         """The per-message path after a batch failed: a refusal or a defect rolls back
         this message's effects (inbox claim included) and dead-letters it."""
         try:
-            return (await self._attempt(self._in_one_unit, [message], [checked], now, True))[0]
+            alone = self._in_one_unit
+            return (await self._attempt(alone, [message], [checked], now, True, traces))[0]
         except InvalidEvent as exc:  # refused by the service's rules
             refusal = Refused(exc.message, exc.field)
         except (_HandlerFailed, Poisoned) as exc:  # a defect, not bad input: keep it

@@ -13,7 +13,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from shared import pgpass
+from shared.secrets import secret
 
 log = logging.getLogger("ntx.db")
 
@@ -125,7 +125,7 @@ async def _ensure_owner(
     URL's password file (generated there on first use)."""
     if not SCHEMA_NAME.match(role):
         raise ValueError(f"invalid role name {role!r}")
-    password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
+    password = _service_password()
     if not password and passfile is not None:
         password = pgpass.password_for(passfile, role)
     if not await conn.fetchval("SELECT true FROM pg_roles WHERE rolname = $1", role):
@@ -140,6 +140,12 @@ async def _ensure_owner(
     await conn.execute(f'SET ROLE "{role}"')
 
 
+def _service_password() -> str | None:
+    """``NTX_SERVICE_DB_PASSWORD``, from the environment or the secrets directory."""
+    found = secret("NTX_SERVICE_DB_PASSWORD")
+    return found.get_secret_value() if found else None
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -148,7 +154,7 @@ def role_url(admin_url: str, role: str) -> str:
     """The admin URL with the service role as user; its password is
     NTX_SERVICE_DB_PASSWORD, or comes from the URL's password file (``?passfile=``)."""
     parts = urlsplit(admin_url)
-    password = os.environ.get("NTX_SERVICE_DB_PASSWORD")
+    password = _service_password()
     user = f"{role}:{quote(password)}" if password else role
     host = parts.hostname or ""
     netloc = f"{user}@{host}" + (f":{parts.port}" if parts.port else "")

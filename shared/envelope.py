@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.ids import stable_id as stable_id  # re-exported: its callers outside the domain
 from shared.topics import EventType, event_type
@@ -22,6 +22,35 @@ from shared.types import PATIENT_ID_PATTERN, PlausibleUtcDateTime, format_utc
 MAX_MESSAGE_BYTES = 64 * 1024
 
 TYPE_PATTERN = r"^ntx\.[a-z_]+(\.[a-z_]+)*\.v[0-9]+$"
+
+#: Where every type's published JSON Schema lives; emitted events name theirs in
+#: ``dataschema`` (DESIGN.md §3 [r2]). The same URI is the schema file's ``$id``.
+SCHEMA_BASE = "https://ntx.example/schemas/"
+
+#: DESIGN.md §3 [r2]: ``application/json``, with parameters such as ``charset=utf-8``
+#: (media types compare case-insensitively, RFC 9110 §8.3.1).
+DATACONTENTTYPE_PATTERN = (
+    r"^[Aa][Pp][Pp][Ll][Ii][Cc][Aa][Tt][Ii][Oo][Nn]/[Jj][Ss][Oo][Nn]"
+    r"""([ \t]*;[ \t]*[A-Za-z0-9!#$&^_.+-]+=([A-Za-z0-9!#$&^_.+-]+|"[^"\\]*"))*$"""
+)
+#: An absolute URI: a scheme, then anything printable (RFC 3986 §3.1).
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$"
+#: CloudEvents 1.0 §3.1.1 and DESIGN.md §3: extension names are lower-case letters and
+#: digits, at most 20 of them.
+EXTENSION_NAME_PATTERN = r"^[a-z0-9]{1,20}$"
+_EXTENSION_NAME = re.compile(EXTENSION_NAME_PATTERN)
+_DATACONTENTTYPE = re.compile(DATACONTENTTYPE_PATTERN)
+#: Bounds on what a sender may attach (a clinical event needs none): enough for W3C
+#: trace context (``tracestate`` is at most 512 characters) and a few vendors' own.
+MAX_EXTENSIONS = 16
+MAX_EXTENSION_CHARS = 1024
+#: W3C trace context rides as these extensions (and Kafka headers of the same name).
+TRACE_ATTRIBUTES = ("traceparent", "tracestate")
+
+
+def schema_uri(type_: str) -> str:
+    """The published JSON Schema of an event type (``docs/schemas/<type>.json``)."""
+    return f"{SCHEMA_BASE}{type_}.json"
 
 
 class InvalidEvent(ValueError):
@@ -34,7 +63,10 @@ class InvalidEvent(ValueError):
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    """The CloudEvents attributes NTX knows, and any extension attribute carried as
+    it came (``model_extra``): a CloudEvents SDK adds them freely."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
 
     specversion: Literal["1.0"]
     id: str = Field(min_length=1, max_length=128)
@@ -42,10 +74,60 @@ class Envelope(BaseModel):
     type: str = Field(pattern=TYPE_PATTERN, max_length=128)
     time: PlausibleUtcDateTime
     subject: str = Field(pattern=PATIENT_ID_PATTERN)
-    datacontenttype: Literal["application/json"] = "application/json"
+    datacontenttype: str = Field(default="application/json", max_length=128)
+    dataschema: str | None = Field(default=None, pattern=URI_PATTERN, max_length=512)
     data: dict[str, Any]
     correlationid: str | None = Field(default=None, max_length=128)
     causationid: str | None = Field(default=None, max_length=128)
+
+    @field_validator("datacontenttype")
+    @classmethod
+    def _utf8_only(cls, value: str) -> str:
+        """JSON, whatever its parameters; and JSON is UTF-8 (RFC 8259 §8.1): another
+        charset would mean other bytes."""
+        if not _DATACONTENTTYPE.match(value):
+            raise ValueError("must be application/json, with parameters such as charset=utf-8")
+        for param in value.split(";")[1:]:
+            name, _, given = param.strip().partition("=")
+            if name.lower() == "charset" and given.strip('"').lower() not in ("utf-8", "utf8"):
+                raise ValueError("charset must be utf-8 (JSON is UTF-8)")
+        return value
+
+    @model_validator(mode="after")
+    def _extensions(self) -> Envelope:
+        """Extension attributes: a valid name, a string, integer or boolean value."""
+        extra = self.model_extra or {}
+        if len(extra) > MAX_EXTENSIONS:
+            raise ValueError(f"message: more than {MAX_EXTENSIONS} extension attributes")
+        for name, value in extra.items():
+            if not _EXTENSION_NAME.match(name):
+                raise ValueError(
+                    f"message: unknown attribute {name[:40]!r}; extension names are 1-20"
+                    " lower-case letters and digits (CloudEvents 1.0)"
+                )
+            if not _extension_value(value):
+                raise ValueError(
+                    f"{name}: an extension is a string (at most {MAX_EXTENSION_CHARS}"
+                    " characters), an integer or a boolean"
+                )
+        return self
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """The extension attributes beyond NTX's own, as they came (nulls left out)."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v is not None}
+
+    def trace_context(self) -> dict[str, str]:
+        """W3C trace context carried as extensions (``traceparent``, ``tracestate``)."""
+        ext = self.extensions
+        return {k: ext[k] for k in TRACE_ATTRIBUTES if isinstance(ext.get(k), str)}
+
+
+def _extension_value(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_EXTENSION_CHARS
+    # JSON null: the attribute is absent; bool is an int, both allowed
+    return value is None or (isinstance(value, int) and abs(value) < 2**31)
 
 
 class Event(BaseModel):
@@ -86,7 +168,7 @@ def all_errors(exc: ValidationError, prefix: str = "") -> list[InvalidEvent]:
     return out
 
 
-_CROSS_FIELD = re.compile(r"^([a-z_]+): (.+)$")
+_CROSS_FIELD = re.compile(r"^([a-z0-9_]+): (.+)$")
 
 
 def parse_data(kind: EventType, data: dict[str, Any] | bytes | str) -> BaseModel:
@@ -186,9 +268,11 @@ def build(
     correlationid: str | None = None,
     causationid: str | None = None,
     id_: str | None = None,
+    trace: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """A CloudEvents JSON object (as a dict) for ``data``; validates the type exists.
-    ``data`` is a model, or the JSON form of one that was validated when stored."""
+    ``data`` is a model, or the JSON form of one that was validated when stored.
+    ``trace`` is the W3C trace context the event carries as extensions."""
     event_type(type_)
     body = data if isinstance(data, dict) else data.model_dump(mode="json")
     return {
@@ -199,9 +283,11 @@ def build(
         "time": format_utc(time),
         "subject": body["patient_id"],
         "datacontenttype": "application/json",
+        "dataschema": schema_uri(type_),
         "data": body,
         "correlationid": correlationid,
         "causationid": causationid,
+        **(trace or {}),
     }
 
 

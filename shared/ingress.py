@@ -6,16 +6,24 @@ A null value (a tombstone), bytes that are not a CloudEvent, NUL characters or
 unpaired surrogates anywhere, oversize messages, implausible dates and an envelope
 ``time`` from the future all become :class:`Refused` (then dead letters). The worker
 and ``ntx send`` apply the same checks (:func:`check`).
+
+Both modes of the CloudEvents Kafka binding come in (:mod:`shared.kafka_binding`); a
+record whose ``ntx-type`` header names a type this service does not act on is
+skipped without its body being parsed.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared import inbox
+from shared import inbox, kafka_binding
 from shared.envelope import (
+    MAX_EXTENSION_CHARS,
+    TRACE_ATTRIBUTES,
     Envelope,
     Event,
     InvalidEvent,
@@ -23,6 +31,8 @@ from shared.envelope import (
     parse_envelope,
     typed,
 )
+from shared.records import encode
+from shared.topics import event_type
 
 #: An envelope stamped further ahead of the receiving clock than this is refused. A
 #: request stamped 9999-12-31 was once decided, and every later genuine request of
@@ -40,6 +50,7 @@ class Message:
     offset: int | None
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,18 +73,57 @@ def admit(
     try:
         if message.value is None:
             raise InvalidEvent("value", "null (a tombstone): a CloudEvent is required")
+        came = kafka_binding.inbound(message.value, message.headers)
+        if came.declared_type and _not_ours(came.declared_type, message.topic, acts_on):
+            return None
         envelope = checked_envelope(
-            message.value, now, topic=message.topic, key=message.key, require_key=True
+            came.value, now, topic=message.topic, key=message.key, require_key=True
         )
         if not acts_on(envelope.type):
             return None
-        event = typed(envelope)
+        event = typed(with_trace(envelope, came.trace))
         check_recorded_times(event, now)
     except InvalidEvent as exc:
         return Refused(exc.message, exc.field)
     except Exception as exc:  # a parser defect must not drop the message
         return Refused(f"unreadable ({type(exc).__name__})", "message")
-    return Admitted(event, inbox.digest(message.value))
+    return Admitted(event, content_digest(came.value))
+
+
+def _not_ours(declared: str, topic: str, acts_on: Callable[[str], bool]) -> bool:
+    """A header names a registered type of this topic that the service ignores: its
+    body is for the services that act on it. An unknown or misplaced type is left to
+    the full check, which refuses it by name."""
+    try:
+        kind = event_type(declared)
+    except KeyError:
+        return False
+    return kind.topic.name == topic and not acts_on(declared)
+
+
+def with_trace(envelope: Envelope, headers: dict[str, str]) -> Envelope:
+    """The envelope carrying the trace context its record's headers gave, unless it
+    carries its own (the event's attributes win over transport metadata)."""
+    if any(a in envelope.extensions for a in TRACE_ATTRIBUTES):
+        return envelope
+    given = {k: v for k, v in headers.items() if len(v) <= MAX_EXTENSION_CHARS}
+    return envelope.model_copy(update=given) if given else envelope
+
+
+#: A body naming a trace attribute (a quick look; the digest then parses it).
+_MAYBE_TRACED = re.compile(rb'"trace(parent|state)"')
+
+
+def content_digest(value: bytes) -> str:
+    """The inbox digest: trace context is transport, not content, so the same event
+    sent again under a new span is a repeat, not an id reused with another body. A
+    body without it is digested as it came (as before trace context was carried)."""
+    if not _MAYBE_TRACED.search(value):
+        return inbox.digest(value)
+    body = json.loads(value)
+    for name in TRACE_ATTRIBUTES:
+        body.pop(name, None)
+    return inbox.digest(encode(body))
 
 
 def checked_envelope(

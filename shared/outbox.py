@@ -13,6 +13,7 @@ now (the broker away), so the rows ahead of a failure are never sent again.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -96,12 +97,15 @@ class Relay:
         schema: str,
         on_unpublishable: OnUnpublishable,
         batch: int = 500,
+        on_published: Callable[[list[float]], None] | None = None,
     ):
         self.pool = pool
         self.send_rows = send_rows
         self.on_unpublishable = on_unpublishable
         self.batch = batch
         self.lock_key = _lock_key(schema)
+        #: Told, per round, how long each published row waited (seconds).
+        self.on_published = on_published
 
     async def run_once(self) -> int:
         async with self.pool.acquire() as conn:
@@ -113,14 +117,19 @@ class Relay:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0
             rows = await conn.fetch(
-                "SELECT id, topic, key, value FROM outbox WHERE sent_at IS NULL"
-                " ORDER BY id LIMIT $1",
+                "SELECT id, topic, key, value,"
+                " extract(epoch FROM clock_timestamp() - created_at)::float8 AS age"
+                " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
                 self.batch,
             )
             if not rows:
                 return 0
+            fetched = time.monotonic()
             results = await self.send_rows([(r["topic"], r["key"], r["value"]) for r in rows])
             done, failure = await self._settle(conn, rows, results)
+        if self.on_published is not None and done:
+            waited = time.monotonic() - fetched
+            self.on_published([max(0.0, r["age"]) + waited for r in rows[:done]])
         if failure is not None:
             raise failure  # after the stamps are committed: the relay's loop backs off
         return done

@@ -49,6 +49,18 @@ class Progress:
             if tp in self.positions
         )
 
+    def lag(
+        self, highwaters: dict[tuple[str, int], int], committed: dict[tuple[str, int], int]
+    ) -> dict[tuple[str, int], int]:
+        """Messages not handled yet per assigned partition: from the next offset this
+        worker would handle, else (nothing handled here yet) its group's committed one."""
+        found = {}
+        for tp, end in highwaters.items():
+            start = self.positions.get(tp, committed.get(tp))
+            if start is not None:
+                found[tp] = max(0, end - start)
+        return found
+
     def stalled(self, waiting: int = 0) -> list[str]:
         """Why the service is making no progress; empty when it is."""
         now, limit = time.monotonic(), self.stall_after_s

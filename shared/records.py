@@ -1,7 +1,11 @@
 """Kafka records of NTX events, one way everywhere: an envelope becomes ``(topic, key,
 value)`` by :func:`record` (the outbox, ``ntx send``, the cluster driver), and one
 producer sends records in order and waits for all their acknowledgements
-(:func:`send_each`, :func:`send_all`)."""
+(:func:`send_each`, :func:`send_all`).
+
+Every record leaves in the CloudEvents Kafka binding's structured mode, its headers
+derived from its value as it is sent (:func:`shared.kafka_binding.headers_for`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from shared.kafka_binding import headers_for
 from shared.topics import event_type
 
 #: ``(topic, key, value)``; a key as text (a patient id) or bytes (as it came).
@@ -33,7 +38,8 @@ async def send_each(producer: Any, records: Sequence[Record]) -> list[BaseExcept
     pending: list[Any] = []
     for topic, key, value in records:
         try:
-            pending.append(await producer.send(topic, value, key=_key_bytes(key)))
+            headers = headers_for(value)
+            pending.append(await producer.send(topic, value, key=_key_bytes(key), headers=headers))
         except Exception as exc:
             pending.append(exc)
     sent = [p for p in pending if not isinstance(p, BaseException)]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -29,7 +30,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from shared import db, deadletter, housekeeping, metrics, outbox, records
+from shared import db, deadletter, housekeeping, metrics, outbox, records, tracing
 from shared.batches import Batches
 from shared.clock import Clock
 from shared.deadlines import Deadlines
@@ -80,6 +81,7 @@ class Runtime:
     # --- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        tracing.configure(self.spec.name)
         url = self.settings.database_url_for(self.spec.name)
         await db.wait_for_database(url)
         await db.migrate(url, self.schema, self.spec.migrations)
@@ -109,6 +111,7 @@ class Runtime:
             schema=self.schema,
             on_unpublishable=self._unpublishable,
             batch=settings.relay_batch,
+            on_published=self._observe_outbox_ages,
         )
         self.units = Units(pool, self.spec.source, self.schema, settings)
         self.deadlines = Deadlines(self.units, self.spec.on_timers, self.clock, self.wake_relay)
@@ -143,6 +146,11 @@ class Runtime:
         results = await records.send_each(self.producer, rows)
         metrics.PUBLISHED.labels(self.spec.name).inc(sum(r is None for r in results))
         return results
+
+    def _observe_outbox_ages(self, ages: list[float]) -> None:
+        histogram = metrics.OUTBOX_AGE.labels(self.spec.name)
+        for age in ages:
+            histogram.observe(age)
 
     async def _unpublishable(
         self,
@@ -183,12 +191,12 @@ class Runtime:
         await self.ready.wait()
         assert self.batches is not None
         self.progress.batch_started()
+        began = time.monotonic()
         outcomes = await self.batches.handle(messages, self.clock.now())
+        metrics.HANDLING.labels(self.spec.name).observe(time.monotonic() - began)
         self.progress.batch_done(messages)
-        counts = Counter(outcomes)
-        for outcome, n in counts.items():
+        for outcome, n in Counter(outcomes).items():
             metrics.CONSUMED.labels(self.spec.name, outcome).inc(n)
-        log.info("handled", extra={"service": self.spec.name, **counts})
         self.wake_relay()
         return outcomes
 

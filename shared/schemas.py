@@ -19,11 +19,18 @@ from typing import Any, Literal
 import yaml
 
 from shared.deadletter import DeadLetter
-from shared.envelope import TYPE_PATTERN
+from shared.envelope import (
+    DATACONTENTTYPE_PATTERN,
+    EXTENSION_NAME_PATTERN,
+    MAX_EXTENSION_CHARS,
+    SCHEMA_BASE,
+    TYPE_PATTERN,
+    URI_PATTERN,
+    schema_uri,
+)
 from shared.topics import EVENT_TYPES, EventType
 from shared.types import PATIENT_ID_PATTERN
 
-SCHEMA_BASE = "https://ntx.example/schemas/"
 DLQ_TYPE = "ntx.dlq.v1"
 DIALECT = "http://json-schema.org/draft-07/schema#"
 #: Where a standalone schema file keeps its shared parts (draft-07's own keyword).
@@ -53,7 +60,6 @@ def envelope_schema(kind: EventType, ref_template: str = LOCAL_REFS) -> dict[str
         "title": kind.type,
         "description": f"CloudEvents 1.0 message of type {kind.type} on {kind.topic.name}, keyed by patient_id.",
         "type": "object",
-        "additionalProperties": False,
         "required": [
             "specversion",
             "id",
@@ -80,10 +86,32 @@ def envelope_schema(kind: EventType, ref_template: str = LOCAL_REFS) -> dict[str
                 "pattern": PATIENT_ID_PATTERN,
                 "description": "= data.patient_id",
             },
-            "datacontenttype": {"const": "application/json"},
+            "datacontenttype": {
+                "type": "string",
+                "pattern": DATACONTENTTYPE_PATTERN,
+                "description": "application/json, with parameters such as charset=utf-8",
+            },
+            "dataschema": {
+                "type": "string",
+                "format": "uri",
+                "pattern": URI_PATTERN,
+                "maxLength": 512,
+                "description": f"NTX sends {schema_uri(kind.type)}",
+            },
             "correlationid": {"type": ["string", "null"], "maxLength": 128},
             "causationid": {"type": ["string", "null"], "maxLength": 128},
+            "traceparent": {
+                "type": "string",
+                "description": "W3C trace context of the cause, carried to its effects.",
+            },
+            "tracestate": {"type": "string", "description": "W3C trace context, vendor part."},
             "data": data,
+        },
+        "propertyNames": {"pattern": EXTENSION_NAME_PATTERN},
+        "additionalProperties": {
+            "description": "A CloudEvents extension attribute, carried as it came.",
+            "type": ["string", "integer", "boolean", "null"],
+            "maxLength": MAX_EXTENSION_CHARS,
         },
     }
     if defs:

@@ -8,12 +8,16 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.secrets import secrets_dir
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NTX_", extra="ignore")
+    #: A secret may be a file of the secrets directory named as its variable
+    #: (``/run/secrets/ntx_kafka_sasl_password``; shared/secrets.py).
+    model_config = SettingsConfigDict(env_prefix="NTX_", extra="ignore", secrets_dir=secrets_dir())
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     #: SASL/TLS for production brokers; the embedded broker uses PLAINTEXT.
@@ -24,7 +28,7 @@ class Settings(BaseSettings):
         default=None, pattern="^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$"
     )
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
@@ -128,8 +132,12 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol.startswith("SASL"):
             opts["sasl_mechanism"] = self.kafka_sasl_mechanism or "PLAIN"
             opts["sasl_plain_username"] = self.kafka_sasl_username
-            opts["sasl_plain_password"] = self.kafka_sasl_password
+            opts["sasl_plain_password"] = self.sasl_password()
         return opts
+
+    def sasl_password(self) -> str | None:
+        """The SASL password in clear, for the client that sends it and no one else."""
+        return self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
 
 
 ENDPOINTS_FILE = "endpoints.json"

@@ -43,6 +43,8 @@ class UnitOfWork:
     events: list[dict[str, Any]] = field(default_factory=list)
     timer_ops: dict[tuple[str, str], TimerRow | None] = field(default_factory=dict)
     deferred: dict[str, list[tuple[Any, ...]]] = field(default_factory=lambda: defaultdict(list))
+    #: The W3C trace context each cause's effects carry, by the cause's (source, id).
+    traces: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     # --- what handlers do ---------------------------------------------------------
 
@@ -58,6 +60,7 @@ class UnitOfWork:
             id_=id_,
             correlationid=(cause.correlationid or cause.id) if cause else None,
             causationid=cause.id if cause else None,
+            trace=self.traces.get((cause.source, cause.id)) if cause else None,
         )
         self.events.append(envelope)
         return envelope

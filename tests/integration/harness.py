@@ -63,7 +63,10 @@ class Harness:
             msgs = [m for part in fetched.values() for m in part]
             if not msgs:
                 continue
-            batch = [Message(m.topic, m.partition, m.offset, m.key, m.value) for m in msgs]
+            batch = [
+                Message(m.topic, m.partition, m.offset, m.key, m.value, tuple(m.headers))
+                for m in msgs
+            ]
             outcomes = await self.runtime.process_batch(batch)
             self.outcomes.extend((o, m.key) for o, m in zip(outcomes, msgs, strict=True))
 

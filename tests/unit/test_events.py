@@ -59,9 +59,32 @@ CASES = [
         "data.route",
     ),
     (
-        "unknown envelope field",
-        mutate("ntx.dose.administered.v1", lambda m: m.update(extra=1)),
-        "extra",
+        "envelope field that is no valid extension name",
+        mutate("ntx.dose.administered.v1", lambda m: m.update(extra_field=1)),
+        "message",
+    ),
+    (
+        "extension that is an object",
+        mutate("ntx.dose.administered.v1", lambda m: m.update(vendor={"a": 1})),
+        "vendor",
+    ),
+    (
+        "datacontenttype other than JSON",
+        mutate("ntx.dose.administered.v1", lambda m: m.update(datacontenttype="text/plain")),
+        "datacontenttype",
+    ),
+    (
+        "JSON in a charset other than UTF-8",
+        mutate(
+            "ntx.dose.administered.v1",
+            lambda m: m.update(datacontenttype="application/json; charset=iso-8859-1"),
+        ),
+        "datacontenttype",
+    ),
+    (
+        "dataschema that is not a URI",
+        mutate("ntx.dose.administered.v1", lambda m: m.update(dataschema="no scheme")),
+        "dataschema",
     ),
     (
         "bad time zone",

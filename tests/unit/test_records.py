@@ -35,7 +35,7 @@ class Producer:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.fail_ack = fail_ack
 
-    async def send(self, topic: str, value: bytes, key: bytes | None = None):
+    async def send(self, topic: str, value: bytes, key: bytes | None = None, headers=None):
         if len(value) > 10:
             raise MessageSizeTooLargeError()
         self.sent.append((topic, key, value))

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from shared import supervised
+from shared.ingress import Message
 from shared.progress import Progress
 from shared.supervised import Loop, next_backoff
 
@@ -80,3 +81,11 @@ def test_loops_are_reported_by_their_name(name):
     progress = Progress(stall_after_s=0.0)
     progress.loop_failed(name)
     assert progress.stalled()[0].startswith(f"{name} failing for")
+
+
+def test_lag_counts_from_what_was_handled_else_from_the_committed_offset():
+    progress = Progress(stall_after_s=30)
+    progress.batch_done([Message("t", 0, 41, b"k", b"{}")])
+    ends = {("t", 0): 50, ("t", 1): 9, ("t", 2): 3}
+    assert progress.lag(ends, {("t", 1): 4}) == {("t", 0): 8, ("t", 1): 5}
+    assert progress.lag({("t", 0): 40}, {}) == {("t", 0): 0}  # never negative
