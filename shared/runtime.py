@@ -110,7 +110,7 @@ class Runtime:
             on_unpublishable=self._unpublishable,
             batch=settings.relay_batch,
         )
-        self.units = Units(pool, self.spec.source, self.schema, settings)
+        self.units = Units(pool, self.spec.source, self.schema, settings, self.spec.repositories)
         self.deadlines = Deadlines(self.units, self.spec.on_timers, self.clock, self.wake_relay)
         self.batches = Batches(self.units, self.spec, self.deadlines, self.shutdown_requested)
         self._run(Loop("relay", self.relay.run_once, settings.relay_poll_s))

@@ -14,7 +14,7 @@ from shared.envelope import Event
 from shared.settings import Settings
 from shared.timers import TimerRow
 from shared.topics import Topic
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Repositories, UnitOfWork
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -93,6 +93,9 @@ class ServiceSpec:
     loops: tuple[LoopSpec, ...] = ()
     #: Work of its own besides :data:`PLUMBING_WORK` (the scheduler's due items).
     work: tuple[Work, ...] = ()
+    #: Its PostgreSQL repositories for a unit of work (``uow.repos``); the in-memory
+    #: ones are handed to :class:`shared.memory.MemoryUnits` instead.
+    repositories: Repositories | None = None
 
     @property
     def source(self) -> str:

@@ -1,0 +1,45 @@
+"""A service that only records what it received: the plumbing tests' subject. Its
+one repository writes ``received`` rows through the unit of work, as a real service's
+handlers write their tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shared.envelope import Event
+from shared.plumbing import PgPlumbing
+from shared.runtime import ServiceSpec, each
+from shared.topics import CLINICAL_EVENTS
+from shared.unit_of_work import UnitOfWork
+
+SINK_MIGRATIONS = Path(__file__).parent / "sink_migrations"
+
+
+class Received:
+    def __init__(self, uow: UnitOfWork[Any]):
+        assert isinstance(uow.store, PgPlumbing)
+        self.conn = uow.store.conn
+
+    async def add(self, patient_id: str, event_id: str) -> None:
+        await self.conn.execute(
+            "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)", patient_id, event_id
+        )
+
+
+async def record(uow: UnitOfWork[Received], event: Event) -> None:
+    await uow.repos.add(event.patient_id, event.envelope.id)
+
+
+def sink_with(handle=record) -> ServiceSpec:
+    """The sink, with ``handle`` for each message."""
+    return ServiceSpec(
+        name="sink",
+        topics=(CLINICAL_EVENTS,),
+        migrations=SINK_MIGRATIONS,
+        handle=each(handle),
+        repositories=Received,
+    )
+
+
+SINK = sink_with()
