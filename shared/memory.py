@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any, TypeVar
 
 from shared.deadletter import DeadLetter, announcement
@@ -28,7 +29,10 @@ T = TypeVar("T")
 @dataclass
 class Tables:
     inbox: dict[tuple[str, str], str] = field(default_factory=dict)
-    outbox: list[tuple[OutboxRow, bool]] = field(default_factory=list)
+    #: Rows not yet sent, by id; a row stamped sent is dropped at once (the
+    #: housekeeping PostgreSQL needs for published rows, done on the spot).
+    outbox: dict[int, OutboxRow] = field(default_factory=dict)
+    last_outbox_id: int = 0
     timers: dict[tuple[str, str], TimerRow] = field(default_factory=dict)
     letters: dict[str, StoredLetter] = field(default_factory=dict)
     #: A service's own tables (its in-memory repositories'), by name.
@@ -37,7 +41,8 @@ class Tables:
     def copy(self) -> Tables:
         return Tables(
             dict(self.inbox),
-            list(self.outbox),
+            dict(self.outbox),
+            self.last_outbox_id,
             dict(self.timers),
             dict(self.letters),
             {name: dict(rows) for name, rows in self.own.items()},
@@ -106,15 +111,16 @@ class MemoryPlumbing:
             self._queue(topic, key, value)
 
     def _queue(self, topic: str, key: str | None, value: bytes) -> None:
-        row = OutboxRow(len(self.tables.outbox) + 1, topic, key, value)
-        self.tables.outbox.append((row, False))
+        self.tables.last_outbox_id += 1
+        row = OutboxRow(self.tables.last_outbox_id, topic, key, value)
+        self.tables.outbox[row.id] = row
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
-        return [row for row, sent in self.tables.outbox if not sent][:limit]
+        return list(islice(self.tables.outbox.values(), limit))
 
     async def mark_sent(self, ids: list[int]) -> None:
-        stamped = set(ids)
-        self.tables.outbox = [(r, sent or r.id in stamped) for r, sent in self.tables.outbox]
+        for id_ in ids:
+            self.tables.outbox.pop(id_, None)
 
     async def store_letter(self, letter: DeadLetter, key: bytes | None, raw: bytes | None) -> bool:
         if letter.id in self.tables.letters:
