@@ -13,7 +13,7 @@ import json
 import re
 from datetime import UTC, datetime
 
-from services.worker import SERVICES, load_spec
+from services.bootstrap import SERVICES, load_spec
 from shared.envelope import MAX_MESSAGE_BYTES, build, parse_data
 from shared.topics import EVENT_TYPES, event_type
 from tests.unit.event_examples import EXAMPLES
