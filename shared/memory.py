@@ -147,6 +147,15 @@ class MemoryPlumbing:
             raise
 
 
+class MemoryRepository:
+    """Base of a service's in-memory repository: its tables live in the unit's
+    :class:`MemoryPlumbing`, so they roll back with it."""
+
+    def __init__(self, uow: UnitOfWork[Any]):
+        assert isinstance(uow.store, MemoryPlumbing), "an in-memory repository on another store"
+        self.store = uow.store
+
+
 def _order(timer: TimerRow) -> tuple[datetime, str, str]:
     return timer.due_at, timer.patient_id, timer.key
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import asyncpg
 
@@ -17,6 +17,9 @@ from shared import deadletter, inbox, locks, outbox, timers
 from shared.deadletter import DeadLetter
 from shared.inbox import Seen
 from shared.timers import TimerRow
+
+if TYPE_CHECKING:
+    from shared.unit_of_work import UnitOfWork
 
 
 class OutboxRow(NamedTuple):
@@ -138,3 +141,12 @@ class PgPlumbing:
     async def savepoint(self) -> AsyncIterator[None]:
         async with self.conn.transaction():
             yield
+
+
+class PgRepository:
+    """Base of a service's PostgreSQL repository: its unit of work (for ``now`` and
+    deferred rows) and that unit's connection, inside the unit's transaction."""
+
+    def __init__(self, uow: UnitOfWork[Any]):
+        assert isinstance(uow.store, PgPlumbing), "a PostgreSQL repository on another store"
+        self.uow, self.conn = uow, uow.store.conn

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple, Protocol
 
 from services.alerts.domain.state import STORED as ALERT_STATE
 from services.alerts.domain.state import PatientAlertState
-from shared.memory import MemoryPlumbing
-from shared.plumbing import PgPlumbing
+from shared.memory import MemoryRepository
+from shared.plumbing import PgRepository
 from shared.unit_of_work import UnitOfWork
 
 
@@ -44,11 +44,7 @@ AUDIT = (
 )
 
 
-class PgAlertStates:
-    def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, PgPlumbing)
-        self.uow, self.conn = uow, uow.store.conn
-
+class PgAlertStates(PgRepository):
     async def load(self, patients: set[str]) -> dict[str, PatientAlertState | None]:
         rows = await self.conn.fetch(
             "SELECT patient_id, state::text AS state FROM patient_state WHERE patient_id = ANY($1)",
@@ -76,14 +72,14 @@ class PgAlertStates:
         self.uow.defer(AUDIT, tuple(row))
 
 
-class MemoryAlertStates:
+class MemoryAlertStates(MemoryRepository):
     """The same tables in memory; states kept as their stored JSON, loaded through
     the same upcasters as a row is (and never shared with the caller)."""
 
     def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, MemoryPlumbing)
-        self.states = uow.store.table("patient_state")
-        self.audited = uow.store.table("alert_audit")
+        super().__init__(uow)
+        self.states = self.store.table("patient_state")
+        self.audited = self.store.table("alert_audit")
 
     async def load(self, patients: set[str]) -> dict[str, PatientAlertState | None]:
         stored = self.states

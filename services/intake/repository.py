@@ -9,8 +9,8 @@ from typing import Any, NamedTuple, Protocol
 
 from services.intake.domain.stored import STORED, stored_json
 from shared.events import IntakeRequested
-from shared.memory import MemoryPlumbing
-from shared.plumbing import PgPlumbing
+from shared.memory import MemoryRepository
+from shared.plumbing import PgRepository
 from shared.unit_of_work import UnitOfWork
 
 
@@ -75,11 +75,7 @@ KEEP = (
 )
 
 
-class PgRequests:
-    def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, PgPlumbing)
-        self.uow, self.conn = uow, uow.store.conn
-
+class PgRequests(PgRepository):
     async def requested_at(self, patients: set[str]) -> dict[str, datetime]:
         rows = await self.conn.fetch(
             "SELECT patient_id, requested_at FROM patients WHERE patient_id = ANY($1)",
@@ -121,14 +117,14 @@ class PgRequests:
         self.uow.defer(AUDIT, tuple(row))
 
 
-class MemoryRequests:
+class MemoryRequests(MemoryRepository):
     """The same tables in memory; the request is kept as its stored JSON, so it loads
     through the same upcasters as a row does."""
 
     def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, MemoryPlumbing)
-        self.patients = uow.store.table("patients")
-        self.decisions = uow.store.table("decisions")
+        super().__init__(uow)
+        self.patients = self.store.table("patients")
+        self.decisions = self.store.table("decisions")
 
     async def requested_at(self, patients: set[str]) -> dict[str, datetime]:
         return {p: self.patients[p][2] for p in patients if p in self.patients}

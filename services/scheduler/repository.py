@@ -9,8 +9,8 @@ from typing import Any, NamedTuple, Protocol
 
 from services.scheduler.domain import PlanState
 from services.scheduler.domain.state import STORED as PLAN_STATE
-from shared.memory import MemoryPlumbing
-from shared.plumbing import PgPlumbing
+from shared.memory import MemoryRepository
+from shared.plumbing import PgRepository
 from shared.unit_of_work import UnitOfWork
 
 
@@ -56,11 +56,7 @@ class Plans(Protocol):
         """``(patient, horizon_until, active)`` for each plan."""
 
 
-class PgPlans:
-    def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, PgPlumbing)
-        self.uow, self.conn = uow, uow.store.conn
-
+class PgPlans(PgRepository):
     async def load(self, patients: set[str]) -> dict[str, Plan]:
         rows = await self.conn.fetch(
             "SELECT patient_id, state::text AS state, horizon_until FROM plans"
@@ -142,14 +138,14 @@ def _due_order(item: Item) -> tuple[datetime, str, str]:
     return item.due_at, item.patient_id, item.key
 
 
-class MemoryPlans:
+class MemoryPlans(MemoryRepository):
     """The same tables in memory: plans as ``(state JSON, horizon_until, active)``
     (loaded through the same upcasters), due items as ``(item, emitted_at, late)``."""
 
     def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, MemoryPlumbing)
-        self.plans = uow.store.table("plans")
-        self.items = uow.store.table("due_items")
+        super().__init__(uow)
+        self.plans = self.store.table("plans")
+        self.items = self.store.table("due_items")
 
     def _plan(self, patient_id: str) -> Plan:
         state, until, _ = self.plans[patient_id]

@@ -5,10 +5,9 @@ handlers write their tables."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from shared.envelope import Event
-from shared.plumbing import PgPlumbing
+from shared.plumbing import PgRepository
 from shared.runtime import ServiceSpec, each
 from shared.topics import CLINICAL_EVENTS
 from shared.unit_of_work import UnitOfWork
@@ -16,11 +15,7 @@ from shared.unit_of_work import UnitOfWork
 SINK_MIGRATIONS = Path(__file__).parent / "sink_migrations"
 
 
-class Received:
-    def __init__(self, uow: UnitOfWork[Any]):
-        assert isinstance(uow.store, PgPlumbing)
-        self.conn = uow.store.conn
-
+class Received(PgRepository):
     async def add(self, patient_id: str, event_id: str) -> None:
         await self.conn.execute(
             "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)", patient_id, event_id
