@@ -4,39 +4,21 @@ on its earliest start. No broker, no database."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.intake.repository import MemoryRequests
 from services.intake.service import SPEC
-from shared.envelope import InvalidEvent, build
-from shared.events import IntakeRequested
+from shared.envelope import InvalidEvent
+from tests.integration.builders import intake_request
 from tests.unit.in_memory import InMemoryService
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 
 
 def request(patient: str, at: datetime = NOW, **changes) -> dict:
-    data = {
-        "patient_id": patient,
-        "timezone": "America/New_York",
-        "formulation": "oral",
-        "last_opioid_use": {"date": "2026-03-01", "opioid": "heroin"},
-        "urine_drug_screen": {"date": "2026-03-09", "opioids_detected": False},
-        "naloxone_challenge": {"date": "2026-03-09", "result": "negative"},
-        "liver_function": {
-            "date": "2026-03-01",
-            "alt": 30,
-            "ast": 30,
-            "alt_uln": 40,
-            "ast_uln": 40,
-        },
-    }
-    data.update(changes)
-    model = IntakeRequested.model_validate_json(json.dumps(data))
-    return build("ntx.intake.requested.v1", model, source="test/hs", time=at)
+    return intake_request(patient, at, **changes)
 
 
 @pytest.fixture
