@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from services.scheduler.domain import DueItem, PlanState, due_items, schedule_ends
-from services.scheduler.repository import Item, Plans
+from services.scheduler.repository import Item, Plans, any_item_due, prune_emitted_items
 from shared.envelope import stable_id
-from shared.housekeeping import delete_in_chunks
 from shared.runtime import Runtime
 from shared.topics import event_type
 from shared.unit_of_work import UnitOfWork
@@ -81,9 +80,7 @@ async def prune_emitted(runtime: Runtime) -> int:
     """Keeps ``due_items`` the size of the horizon plus a week, not of all history."""
     assert runtime.pool is not None
     async with runtime.pool.acquire() as conn:
-        await delete_in_chunks(
-            conn, "due_items", "emitted_at < $1", runtime.clock.now() - EMITTED_KEPT_FOR
-        )
+        await prune_emitted_items(conn, runtime.clock.now() - EMITTED_KEPT_FOR)
     return 0
 
 
@@ -94,10 +91,7 @@ async def emit_due(runtime: Runtime) -> int:
     assert runtime.pool is not None
     now = runtime.clock.now()
     async with runtime.pool.acquire() as conn:
-        if not await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM due_items WHERE emitted_at IS NULL AND due_at <= $1)",
-            now,
-        ):
+        if not await any_item_due(conn, now):
             return 0
     async with runtime.unit_of_work(now) as uow:
         emitted = await emit(uow, runtime.settings.timer_batch)

@@ -7,8 +7,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+import asyncpg
+
 from services.scheduler.domain import PlanState
 from services.scheduler.domain.state import STORED as PLAN_STATE
+from shared.housekeeping import delete_in_chunks
 from shared.memory import MemoryRepository
 from shared.plumbing import PgRepository
 from shared.unit_of_work import UnitOfWork
@@ -132,6 +135,21 @@ class PgPlans(PgRepository):
                 " WHERE p.patient_id = r.id",
                 *map(list, zip(*horizons, strict=True)),
             )
+
+
+async def any_item_due(conn: asyncpg.Connection, now: datetime) -> bool:
+    """A cheap look outside a transaction, so an idle emitter costs one round trip."""
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM due_items WHERE emitted_at IS NULL AND due_at <= $1)",
+            now,
+        )
+    )
+
+
+async def prune_emitted_items(conn: asyncpg.Connection, before: datetime) -> None:
+    """Housekeeping: items emitted before ``before`` go, in small chunks."""
+    await delete_in_chunks(conn, "due_items", "emitted_at < $1", before)
 
 
 def _due_order(item: Item) -> tuple[datetime, str, str]:
