@@ -67,7 +67,7 @@ def _apply(ctx: Context, patient_id: str, outcome: Outcome) -> PatientAlertState
     for emit in outcome.emits:
         ctx.emit(emit.type, emit.data, id_=emit.id)
         d: Any = emit.data  # an alert change or a notification request
-        detail = getattr(d, "reason", None) or getattr(d, "audience", "")
+        detail = str(getattr(d, "reason", None) or getattr(d, "audience", ""))
         ctx.repos.audit(
             Audited(
                 emit.id, patient_id, emit.type, d.alert_id, d.alert, d.severity, detail, ctx.now

@@ -92,7 +92,9 @@ class PgRequests(PgRepository):
         if row is None:
             return None
         request = STORED.load(row["request"])
-        return OnFile(*row[:3], request, row["decision"])  # type: ignore[misc]
+        return OnFile(
+            row["request_source"], row["request_id"], row["requested_at"], request, row["decision"]
+        )
 
     async def keep(self, current: list[OnFile]) -> None:
         now = self.uow.now
@@ -131,7 +133,10 @@ class MemoryRequests(MemoryRepository):
 
     async def on_file(self, patient_id: str) -> OnFile | None:
         row = self.patients.get(patient_id)
-        return None if row is None else OnFile(*row[:3], STORED.load(row[3]), row[4])
+        if row is None:
+            return None
+        source, id_, requested_at, request, decision = row
+        return OnFile(source, id_, requested_at, STORED.load(request), decision)
 
     async def keep(self, current: list[OnFile]) -> None:
         for c in current:

@@ -107,8 +107,8 @@ def _schedule_recheck(ctx: Context, request_id: str, decided: IntakeDecided, zon
             decided.patient_id,
             RECHECK,
             RECHECK,
-            local_midnight_utc(decided.earliest_start_date, zone),
-            {"request_id": request_id, "as_of": decided.earliest_start_date.isoformat()},
+            local_midnight_utc(due, zone),
+            {"request_id": request_id, "as_of": due.isoformat()},
         )
     )
 
