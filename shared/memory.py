@@ -3,8 +3,8 @@ locks and dead letters as :class:`shared.plumbing.PgPlumbing`, as Python tables,
 handlers run in unit tests and in ``ntx alerts replay`` with no broker and no
 database. A unit that fails leaves the tables as they were, as a rollback would.
 
-Every value kept is immutable (tuples, strings, frozen rows; documents as JSON
-text), so a snapshot is a shallow copy of each table."""
+Rows are replaced, never changed in place (tuples, strings, frozen rows; documents
+as JSON text), so a snapshot is a shallow copy of each table."""
 
 from __future__ import annotations
 
