@@ -100,7 +100,12 @@ class KafkaNode(RunsAsChild):
         if (self.data_dir / "meta.properties").exists():
             return
         argv = self._java("kafka.tools.StorageTool", heap_mb=128)
-        argv += ["format", f"--cluster-id={self.cluster.cluster_id}", "-c", str(self.write_config())]
+        argv += [
+            "format",
+            f"--cluster-id={self.cluster.cluster_id}",
+            "-c",
+            str(self.write_config()),
+        ]
         argv += ["--ignore-formatted", *self.cluster.format_args()]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=self.dir)
         if done.returncode != 0:

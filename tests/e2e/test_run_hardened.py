@@ -258,8 +258,7 @@ def test_a_hostile_run_leaves_every_valid_request_decided_once(ntx):
     # Apache Kafka's own limit (message.max.bytes, about 1 MiB) refuses the 5 MB request
     # before any service sees it; nothing else may be refused
     assert all(
-        isinstance(r, MessageSizeTooLargeError) and len(m[2] or b"") > 1_000_000
-        for m, r in refused
+        isinstance(r, MessageSizeTooLargeError) and len(m[2] or b"") > 1_000_000 for m, r in refused
     ), refused
     hostile_at = {
         (r.topic, r.partition, r.offset)
