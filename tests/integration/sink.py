@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared import db
 from shared.envelope import Event
 from shared.plumbing import PgRepository
 from shared.runtime import ServiceSpec, each
@@ -38,3 +39,13 @@ def sink_with(handle=record) -> ServiceSpec:
 
 
 SINK = sink_with()
+
+
+async def received(infra, schema: str, patient: str) -> list[str]:
+    """The ids the sink in ``schema`` recorded for ``patient``."""
+    conn = await db.connect(infra.database_url, schema)
+    try:
+        rows = await conn.fetch("SELECT event_id FROM received WHERE patient_id = $1", patient)
+        return [r["event_id"] for r in rows]
+    finally:
+        await conn.close()

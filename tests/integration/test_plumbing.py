@@ -15,7 +15,7 @@ from shared.events import DoseAdministered
 from shared.runtime import Runtime
 from shared.topics import CLINICAL_EVENTS, DLQ
 from tests.integration.harness import Harness, eventually, produce, read_topic, settings_for
-from tests.integration.sink import SINK, SINK_MIGRATIONS
+from tests.integration.sink import SINK, SINK_MIGRATIONS, received
 
 pytestmark = pytest.mark.infra
 
@@ -31,15 +31,6 @@ def dose_event(patient: str, id_: str | None = None) -> dict:
         time=datetime(2026, 1, 5, 8, tzinfo=UTC),  # the harness clock: not from the future
         id_=id_,
     )
-
-
-async def received(infra, schema: str, patient: str) -> list[str]:
-    conn = await db.connect(infra.database_url, schema)
-    try:
-        rows = await conn.fetch("SELECT event_id FROM received WHERE patient_id = $1", patient)
-        return [r["event_id"] for r in rows]
-    finally:
-        await conn.close()
 
 
 async def test_outbox_event_delivered_twice_is_handled_once(infra, unique):

@@ -23,7 +23,7 @@ from shared.runtime import Context, Runtime, ServiceSpec
 from shared.timers import TimerRow
 from shared.topics import CLINICAL_EVENTS
 from tests.integration.harness import settings_for
-from tests.integration.sink import SINK, record, sink_with
+from tests.integration.sink import SINK, received, record, sink_with
 
 pytestmark = pytest.mark.infra
 
@@ -81,15 +81,6 @@ async def running(spec: ServiceSpec, infra, schema: str, **settings):
 async def sink(infra, unique):
     async with running(SINK, infra, f"sink_{unique}") as runtime:
         yield runtime
-
-
-async def received(infra, schema: str, patient: str) -> list[str]:
-    conn = await db.connect(infra.database_url, schema)
-    try:
-        rows = await conn.fetch("SELECT event_id FROM received WHERE patient_id = $1", patient)
-        return [r["event_id"] for r in rows]
-    finally:
-        await conn.close()
 
 
 async def letters(infra, schema: str) -> list[dict]:
