@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from opentelemetry.trace import Span
 
 from shared import db, deadletter, inbox, tracing
 from shared.deadlines import Deadlines
 from shared.envelope import Event, InvalidEvent
 from shared.ingress import Admitted, Message, Refused, admit
+from shared.plumbing import PgPlumbing, Plumbing
 from shared.retrying import Poisoned, attempt
 from shared.spec import ServiceSpec
 from shared.unit_of_work import UnitOfWork, Units
@@ -113,7 +113,7 @@ class Batches:
                 await self._run_handler(uow, todo, alone)
             await uow.flush()  # the handler's rows first, then the letters, as ever
             for message, refusal in letters:
-                await self._write_letter(uow.conn, message, refusal, now)
+                await self._write_letter(uow.store, message, refusal, now)
         return outcomes
 
     async def _run_handler(self, uow: UnitOfWork, events: list[Event], alone: bool) -> None:
@@ -160,13 +160,13 @@ class Batches:
 
     async def _dead_letter_alone(self, message: Message, refusal: Refused, now: datetime) -> None:
         async with self.units.pool.acquire() as conn, conn.transaction():
-            await self._write_letter(conn, message, refusal, now)
+            await self._write_letter(PgPlumbing(conn, self.units.schema), message, refusal, now)
 
     async def _write_letter(
-        self, conn: asyncpg.Connection, message: Message, refusal: Refused, now: datetime
+        self, store: Plumbing, message: Message, refusal: Refused, now: datetime
     ) -> None:
         await deadletter.write(
-            conn, message, refusal, now, service=self.spec.name, schema=self.units.schema
+            store, message, refusal, now, service=self.spec.name, schema=self.units.schema
         )
 
     async def _attempt(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 from pydantic import BaseModel, ConfigDict
@@ -26,6 +27,9 @@ from shared.ingress import Message, Refused
 from shared.records import encode
 from shared.topics import DLQ
 from shared.types import UtcDateTime
+
+if TYPE_CHECKING:
+    from shared.plumbing import Plumbing
 
 log = logging.getLogger("ntx.deadletter")
 
@@ -139,13 +143,17 @@ async def store(
         letter.received_at,
     )
     if fresh and announce:
-        value = encode(letter.model_dump(mode="json"))
-        await outbox.enqueue(conn, DLQ.name, letter.key, value)
+        await outbox.enqueue(conn, *announcement(letter))
     return bool(fresh)
 
 
+def announcement(letter: DeadLetter) -> tuple[str, str | None, bytes]:
+    """The outbox row that publishes ``letter`` on ``ntx.dlq.v1``."""
+    return DLQ.name, letter.key, encode(letter.model_dump(mode="json"))
+
+
 async def write(
-    conn: asyncpg.Connection,
+    tables: Plumbing,
     message: Message,
     refusal: Refused,
     now: datetime,
@@ -167,7 +175,7 @@ async def write(
         now,
         schema=schema,
     )
-    await store(conn, letter, message.key, message.value)
+    await tables.store_letter(letter, message.key, message.value)
     log.warning(
         "dead letter",
         extra={

@@ -22,7 +22,15 @@ from aiokafka import errors as kafka
 
 from shared.records import Record, encode, record
 
-__all__ = ["Relay", "encode", "enqueue", "enqueue_events", "enqueue_many"]
+__all__ = [
+    "Relay",
+    "encode",
+    "enqueue",
+    "enqueue_events",
+    "enqueue_many",
+    "mark_sent",
+    "unsent",
+]
 
 Send = Callable[[str, bytes | None, bytes], Awaitable[Any]]
 
@@ -55,6 +63,23 @@ async def enqueue_many(conn: asyncpg.Connection, rows: list[tuple[str, str | Non
 
 
 UNSENT_FIRST = "SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT 1"
+
+
+async def unsent(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """The oldest ``limit`` rows not yet published, in the order they were written:
+    ``(id, topic, key, value, age)``, age in seconds since the row was written."""
+    return await conn.fetch(
+        "SELECT id, topic, key, value,"
+        " extract(epoch FROM clock_timestamp() - created_at)::float8 AS age"
+        " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
+        limit,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, ids: list[int]) -> None:
+    if ids:
+        await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", ids)
+
 
 #: Errors that say the broker will never take this record, whenever it is sent: the
 #: record is at fault, not the broker's state.
@@ -116,12 +141,7 @@ class Relay:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value,"
-                " extract(epoch FROM clock_timestamp() - created_at)::float8 AS age"
-                " FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1",
-                self.batch,
-            )
+            rows = await unsent(conn, self.batch)
             if not rows:
                 return 0
             fetched = time.monotonic()
@@ -147,8 +167,5 @@ class Relay:
                 failure = result
                 break
             stamped.append(row["id"])
-        if stamped:
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", stamped
-            )
+        await mark_sent(conn, stamped)
         return len(stamped), failure

@@ -113,7 +113,7 @@ class Runtime:
             batch=settings.relay_batch,
             on_published=self._observe_outbox_ages,
         )
-        self.units = Units(pool, self.spec.source, self.schema, settings)
+        self.units = Units(pool, self.spec.source, self.schema, settings, self.spec.repositories)
         self.deadlines = Deadlines(self.units, self.spec.on_timers, self.clock, self.wake_relay)
         self.batches = Batches(self.units, self.spec, self.deadlines, self.shutdown_requested)
         self._run(Loop("relay", self.relay.run_once, settings.relay_poll_s))

@@ -14,7 +14,7 @@ from shared.envelope import Event
 from shared.settings import Settings
 from shared.timers import TimerRow
 from shared.topics import Topic
-from shared.unit_of_work import UnitOfWork
+from shared.unit_of_work import Repositories, UnitOfWork
 
 if TYPE_CHECKING:
     from shared.runtime import Runtime
@@ -99,6 +99,9 @@ class ServiceSpec:
     #: Reads and checks the service's own configuration before it starts (the
     #: notifier's endpoints); raises ValueError naming the field.
     check: Callable[[], object] | None = None
+    #: Its PostgreSQL repositories for a unit of work (``uow.repos``); the in-memory
+    #: ones are handed to :class:`shared.memory.MemoryUnits` instead.
+    repositories: Repositories | None = None
 
     @property
     def source(self) -> str:

@@ -1,5 +1,7 @@
-"""``ntx alerts replay``: JSON-lines events through the alert engine on a simulated
-clock, with state in memory and timers in a heap: the worker's rules, not a copy.
+"""``ntx alerts replay``: JSON-lines events through the alerts worker's own handlers
+(:mod:`services.alerts.service`) on the in-memory unit of work
+(:class:`shared.memory.MemoryUnits`, :class:`services.alerts.repository.MemoryAlertStates`)
+and a simulated clock: the worker's code, not a copy.
 
 Before an event line at ``at``, timers due strictly before ``at`` fire (an event at
 a deadline counts as on time: :func:`shared.timers.fires_before_input`, the worker's
@@ -11,21 +13,32 @@ Input gets the worker's checks: the event models, and no recorded time more than
 
 from __future__ import annotations
 
-import heapq
+import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.alerts.domain.engine import Outcome, Timer, handle, on_timer
-from services.alerts.domain.state import PatientAlertState
-from shared.envelope import InvalidEvent, check_recorded_data, first_error, parse_data
+from services.alerts.repository import MemoryAlertStates
+from services.alerts.service import SPEC
+from shared.envelope import (
+    Envelope,
+    Event,
+    InvalidEvent,
+    check_recorded_data,
+    first_error,
+    parse_data,
+)
 from shared.events import AlertChanged
+from shared.inbox import Seen
+from shared.memory import MemoryUnits, run_to_end
 from shared.timers import fires_before_input
 from shared.topics import EVENT_TYPES
 from shared.types import UtcDateTime
 
+#: The ``source`` of a replayed line's envelope (a line names none).
+SOURCE = "ntx/replay"
 ALERT_TYPES = {"ntx.alert.raised.v1", "ntx.alert.escalated.v1", "ntx.alert.resolved.v1"}
 
 
@@ -51,39 +64,8 @@ class ReplayError(ValueError):
         super().__init__(f"line {line}: {field}: {message}")
 
 
-@dataclass
-class MemoryStore:
-    """The worker's tables, in memory: states, timers, handled ids."""
-
-    states: dict[str, PatientAlertState] = field(default_factory=dict)
-    timers: dict[tuple[str, str], Timer] = field(default_factory=dict)
-    heap: list[tuple[datetime, str, str]] = field(default_factory=list)
-    seen: set[tuple[str, str]] = field(default_factory=set)
-    adopted: int = 0
-
-    def apply(self, patient_id: str, outcome: Outcome) -> None:
-        self.states[patient_id] = outcome.state
-        for key in outcome.cancel_timers:
-            self.timers.pop((patient_id, key), None)
-        for timer in outcome.set_timers:
-            self.timers[(patient_id, timer.key)] = timer
-            heapq.heappush(self.heap, (timer.due_at, patient_id, timer.key))
-
-    def pop_due(self, until: datetime, inclusive: bool) -> tuple[str, Timer] | None:
-        while self.heap:
-            due_at, patient_id, key = self.heap[0]
-            if due_at > until or not (inclusive or fires_before_input(due_at, until)):
-                return None
-            heapq.heappop(self.heap)
-            timer = self.timers.get((patient_id, key))
-            if timer is not None and timer.due_at == due_at:
-                del self.timers[(patient_id, key)]
-                return patient_id, timer
-        return None
-
-
 def replay_events(lines: Iterable[str]) -> Iterator[AlertMoment]:
-    store = MemoryStore()
+    units = MemoryUnits(SPEC.source, MemoryAlertStates)
     last: datetime | None = None
     for number, text in enumerate(lines, 1):
         if not text.strip():
@@ -93,9 +75,9 @@ def replay_events(lines: Iterable[str]) -> Iterator[AlertMoment]:
             raise ReplayError(number, "at", "lines must be in time order")
         last = line.at
         try:
-            yield from _fire_timers(store, line.at, inclusive=line.type == "clock")
+            yield from _fire_timers(units, line.at, inclusive=line.type == "clock")
             if line.type != "clock":
-                yield from _apply(store, number, line)
+                yield from _apply(units, number, line)
         except OverflowError:  # a deadline past the end of the calendar
             raise ReplayError(number, "at", "too late in the calendar") from None
 
@@ -113,33 +95,68 @@ def _parse_line(number: int, text: str) -> ReplayLine:
     return line
 
 
-def _apply(store: MemoryStore, number: int, line: ReplayLine) -> Iterator[AlertMoment]:
-    key = (line.type, line.id or "")
-    if key in store.seen:
-        return
-    store.seen.add(key)
+def _apply(units: MemoryUnits, number: int, line: ReplayLine) -> list[AlertMoment]:
+    return run_to_end(_handle(units, number, line))
+
+
+async def _handle(units: MemoryUnits, number: int, line: ReplayLine) -> list[AlertMoment]:
+    """The line through the worker's handler in one in-memory unit at ``line.at``.
+    A repeated ``id`` of the same type is skipped (the inbox, keyed here by type
+    since a line has no source), whatever its body."""
+    async with units.begin(line.at) as uow:
+        [seen] = await uow.claim_inbox([(line.type, line.id or "", "")])
+        if seen is not Seen.NEW:
+            return []
+        event = _event(number, line)
+        if SPEC.acts_on(event.type):
+            await SPEC.handle(uow, [event])
+    return await _published(units, line.at)
+
+
+def _event(number: int, line: ReplayLine) -> Event:
+    """The line as the worker's door would hand it on: typed data, no recorded time
+    after the line's ``at``; the envelope only carries it."""
     try:
         data = parse_data(EVENT_TYPES[line.type], line.data or {})
         check_recorded_data(data, line.at)
     except InvalidEvent as exc:
         raise ReplayError(number, exc.field, exc.message) from None
-    patient_id = data.patient_id  # type: ignore[attr-defined]
-    outcome = handle(store.states.get(patient_id), line.type, data, line.id or "", line.at)
-    store.apply(patient_id, outcome)
-    store.adopted += outcome.adopted
-    yield from _alerts(outcome, line.at)
+    envelope = Envelope.model_construct(
+        specversion="1.0",
+        id=line.id,
+        source=SOURCE,
+        type=line.type,
+        time=line.at,
+        subject=data.patient_id,  # type: ignore[attr-defined]
+        data=line.data,
+    )
+    return Event(envelope=envelope, data=data)
 
 
-def _fire_timers(store: MemoryStore, until: datetime, inclusive: bool) -> Iterator[AlertMoment]:
-    while (due := store.pop_due(until, inclusive)) is not None:
-        patient_id, timer = due
-        outcome = on_timer(store.states[patient_id], timer, timer.due_at)
-        store.apply(patient_id, outcome)
-        yield from _alerts(outcome, timer.due_at)
+def _fire_timers(units: MemoryUnits, until: datetime, inclusive: bool) -> Iterator[AlertMoment]:
+    """Each deadline due by ``until`` fires at its own moment, earliest first."""
+    while (timer := units.store.next_timer()) is not None:
+        if timer.due_at > until or not (inclusive or fires_before_input(timer.due_at, until)):
+            return
+        yield from run_to_end(_fire(units, timer.patient_id, timer.due_at))
 
 
-def _alerts(outcome: Outcome, at: datetime) -> Iterator[AlertMoment]:
-    for emit in outcome.emits:
-        if emit.type in ALERT_TYPES:
-            assert isinstance(emit.data, AlertChanged)
-            yield AlertMoment(at, emit.type, emit.data)
+async def _fire(units: MemoryUnits, patient_id: str, at: datetime) -> list[AlertMoment]:
+    async with units.begin(at) as uow:
+        due = await uow.claim_due_timers([patient_id])
+        assert SPEC.on_timers is not None
+        await SPEC.on_timers(uow, due)
+    return await _published(units, at)
+
+
+async def _published(units: MemoryUnits, at: datetime) -> list[AlertMoment]:
+    """The alert events the unit wrote to the outbox, stamped sent."""
+    rows = await units.store.unsent(len(units.store.tables.outbox))
+    await units.store.mark_sent([r.id for r in rows])
+    moments = []
+    for row in rows:
+        emitted = json.loads(row.value)
+        if emitted["type"] in ALERT_TYPES:
+            data = AlertChanged.model_validate(emitted["data"])
+            moments.append(AlertMoment(at, emitted["type"], data))
+    return moments

@@ -2,45 +2,33 @@
 per patient and an append-only audit, publishes the decision through the outbox, and
 re-evaluates a deferred patient on the earliest start date.
 
-A batch of requests costs three statements: read the patients' current requests,
-upsert the new ones, append the audit rows (deferred to the context's flush)."""
+It asks its unit of work for its tables (:mod:`services.intake.repository`). On
+PostgreSQL a batch of requests costs three statements: read the patients' current
+requests, upsert the new ones, append the audit rows (at the unit's flush)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 from services.intake.domain.rules import Decided, IntakeInputError, decide
-from services.intake.domain.stored import STORED, stored_json
+from services.intake.repository import Audited, OnFile, PgRequests, Requests
 from shared.envelope import Envelope, Event, InvalidEvent, stable_id
 from shared.events import IntakeDecided, IntakeRequested
 from shared.localtime import local_midnight_utc, local_today
-from shared.runtime import Context, ServiceSpec, each_timer
+from shared.runtime import ServiceSpec, each_timer
 from shared.timers import TimerRow
 from shared.topics import INTAKE_REQUESTS
+from shared.unit_of_work import UnitOfWork
 
 RECHECK = "recheck"
-AUDIT = (
-    "INSERT INTO decisions (patient_id, request_source, request_id, decided_at, as_of, trigger,"
-    " ruleset_version, decision, reasons, earliest_start_date, advisories, plan, event_id,"
-    " overridden_by, overridden)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-)
-
-
-@dataclass
-class _Current:
-    """A patient's request on file: the one later requests must be newer than."""
-
-    env: Envelope
-    request: IntakeRequested
-    decision: str
+Context = UnitOfWork[Requests]
 
 
 async def handle_batch(ctx: Context, events: list[Event]) -> None:
-    on_file = await _requested_at(ctx, {e.patient_id for e in events})
-    changed: dict[str, _Current] = {}
+    requests = ctx.repos
+    on_file = await requests.requested_at({e.patient_id for e in events})
+    changed: dict[str, OnFile] = {}
     for event in events:
         ctx.cause = env = event.envelope
         request = event.data
@@ -51,9 +39,11 @@ async def handle_batch(ctx: Context, events: list[Event]) -> None:
             continue
         decided = _evaluate(request, local_today(ctx.now, request.timezone))
         on_file[request.patient_id] = env.time
-        changed[request.patient_id] = _Current(env, request, decided.decided.decision)
+        changed[request.patient_id] = OnFile(
+            env.source, env.id, env.time, request, decided.decided.decision
+        )
         _publish(ctx, env.source, env.id, decided, "request", request)
-    await _store(ctx, list(changed.values()))
+    await requests.keep(list(changed.values()))
 
 
 def _evaluate(request: IntakeRequested, as_of: date) -> Decided:
@@ -65,52 +55,13 @@ def _evaluate(request: IntakeRequested, as_of: date) -> Decided:
 
 
 async def on_timer(ctx: Context, timer: TimerRow) -> None:
-    row = await ctx.conn.fetchrow(
-        "SELECT request_source, request_id, request::text AS request FROM patients"
-        " WHERE patient_id = $1",
-        timer.patient_id,
-    )
-    if row is None or row["request_id"] != timer.payload.get("request_id"):
+    current = await ctx.repos.on_file(timer.patient_id)
+    if current is None or current.id != timer.payload.get("request_id"):
         return  # superseded since the timer was set
-    request = STORED.load(row["request"])
-    decided = _evaluate(request, date.fromisoformat(timer.payload["as_of"]))
-    await ctx.conn.execute(
-        "UPDATE patients SET decision = $2, updated_at = $3 WHERE patient_id = $1",
-        timer.patient_id,
-        decided.decided.decision,
-        ctx.now,
-    )
+    decided = _evaluate(current.request, date.fromisoformat(timer.payload["as_of"]))
+    await ctx.repos.decided(timer.patient_id, decided.decided.decision)
     trigger = f"recheck:{decided.decided.as_of}"
-    _publish(ctx, row["request_source"], row["request_id"], decided, trigger, request)
-
-
-async def _requested_at(ctx: Context, patients: set[str]) -> dict[str, datetime]:
-    rows = await ctx.conn.fetch(
-        "SELECT patient_id, requested_at FROM patients WHERE patient_id = ANY($1)", list(patients)
-    )
-    return {r["patient_id"]: r["requested_at"] for r in rows}
-
-
-async def _store(ctx: Context, current: list[_Current]) -> None:
-    await ctx.conn.executemany(
-        "INSERT INTO patients (patient_id, request_source, request_id, requested_at, request, decision, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7) ON CONFLICT (patient_id) DO UPDATE SET"
-        " request_source = EXCLUDED.request_source, request_id = EXCLUDED.request_id,"
-        " requested_at = EXCLUDED.requested_at, request = EXCLUDED.request,"
-        " decision = EXCLUDED.decision, updated_at = EXCLUDED.updated_at",
-        [
-            (
-                c.request.patient_id,
-                c.env.source,
-                c.env.id,
-                c.env.time,
-                stored_json(c.request),
-                c.decision,
-                ctx.now,
-            )
-            for c in current
-        ],
-    )
+    _publish(ctx, current.source, current.id, decided, trigger, current.request)
 
 
 def decision_event_type(decided: IntakeDecided) -> str:
@@ -156,8 +107,8 @@ def _schedule_recheck(ctx: Context, request_id: str, decided: IntakeDecided, zon
             decided.patient_id,
             RECHECK,
             RECHECK,
-            local_midnight_utc(decided.earliest_start_date, zone),
-            {"request_id": request_id, "as_of": decided.earliest_start_date.isoformat()},
+            local_midnight_utc(due, zone),
+            {"request_id": request_id, "as_of": due.isoformat()},
         )
     )
 
@@ -173,9 +124,8 @@ def _audit(
 ) -> None:
     """One append-only row per decision, with who overrode which reasons."""
     d = decided.model_dump(mode="json")
-    ctx.defer(
-        AUDIT,
-        (
+    ctx.repos.audit(
+        Audited(
             decided.patient_id,
             source,
             request_id,
@@ -189,21 +139,20 @@ def _audit(
             d["advisories"],
             d["plan"],
             event_id,
-            overrides[0],
-            overrides[1],
-        ),
+            *overrides,
+        )
     )
 
 
 def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequested) -> None:
-    ctx.defer(
-        AUDIT,
-        (
+    as_of = local_today(ctx.now, request.timezone)
+    ctx.repos.audit(
+        Audited(
             request.patient_id,
             env.source,
             env.id,
             ctx.now,
-            local_today(ctx.now, request.timezone),
+            as_of,
             "superseded",
             "-",
             "superseded",
@@ -214,7 +163,7 @@ def _audit_superseded(ctx: Context, env: Envelope, request: IntakeRequested) -> 
             None,
             None,
             [],
-        ),
+        )
     )
 
 
@@ -224,4 +173,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     handle=handle_batch,
     on_timers=each_timer(on_timer),
+    repositories=PgRequests,
 )

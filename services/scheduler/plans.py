@@ -1,7 +1,8 @@
 """Plans from inputs: an accepted intake creates a patient's plan; a procedure, an
 injection given or a stop changes it. A batch of inputs reads the patients' plans in
 one query, applies each input in order in memory, then writes the plans and
-re-materialises their horizons in a few statements."""
+re-materialises their horizons: through its repository
+(:mod:`services.scheduler.repository`), a few statements on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ from services.scheduler.domain import (
     apply_stop,
     new_state,
 )
-from services.scheduler.domain.state import STORED as PLAN_STATE
-from services.scheduler.horizon import insert_items, item_rows
+from services.scheduler.horizon import item_rows
+from services.scheduler.repository import Plan, Plans
 from shared.envelope import Event, stable_id
 from shared.events import IntakeDecided
 from shared.localtime import local_midnight_utc
-from shared.runtime import Context
+from shared.unit_of_work import UnitOfWork
+
+Context = UnitOfWork[Plans]
 
 CREATES = "ntx.intake.accepted.v1"
 #: What each input does to a plan, given the moment it arrives; every other type on
@@ -44,7 +47,8 @@ class _Plan:
 
 
 async def handle_batch(ctx: Context, events: list[Event]) -> None:
-    plans = await _load(ctx, {e.patient_id for e in events})
+    loaded = await ctx.repos.load({e.patient_id for e in events})
+    plans = {pid: _Plan(p.state, p.horizon_until) for pid, p in loaded.items()}
     for event in events:
         ctx.cause = event.envelope
         if event.type == CREATES:
@@ -72,40 +76,17 @@ def _create(ctx: Context, event: Event) -> _Plan:
     return _Plan(new_state(decided.plan), until, since=start, created=True)
 
 
-async def _load(ctx: Context, patients: set[str]) -> dict[str, _Plan]:
-    rows = await ctx.conn.fetch(
-        "SELECT patient_id, state::text AS state, horizon_until FROM plans"
-        " WHERE patient_id = ANY($1) ORDER BY patient_id FOR UPDATE",
-        list(patients),
-    )
-    return {r["patient_id"]: _Plan(PLAN_STATE.load(r["state"]), r["horizon_until"]) for r in rows}
-
-
 async def _save(ctx: Context, changed: dict[str, _Plan]) -> None:
     """Write the plans, drop their items not yet emitted (all of a new plan's, the
     rest from now on), and materialise their horizons again."""
     if not changed:
         return
-    await ctx.conn.execute(
-        "INSERT INTO plans (patient_id, state, active, horizon_until, updated_at)"
-        " SELECT p, s::jsonb, true, h, $4"
-        " FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS r(p, s, h)"
-        " ON CONFLICT (patient_id) DO UPDATE SET state = EXCLUDED.state, active = true,"
-        " horizon_until = EXCLUDED.horizon_until, updated_at = EXCLUDED.updated_at",
-        list(changed),
-        [p.state.model_dump_json() for p in changed.values()],
-        [p.horizon_until for p in changed.values()],
-        ctx.now,
-    )
-    await ctx.conn.execute(
-        "DELETE FROM due_items WHERE patient_id = ANY($1) AND emitted_at IS NULL"
-        " AND (patient_id = ANY($2) OR due_at >= $3)",
-        list(changed),
-        [pid for pid, p in changed.items() if p.created],
-        ctx.now,
-    )
-    rows = []
+    repo = ctx.repos
+    await repo.save({pid: Plan(p.state, p.horizon_until) for pid, p in changed.items()})
+    created = [pid for pid, p in changed.items() if p.created]
+    await repo.drop_unemitted(list(changed), created, ctx.now)
+    items = []
     for pid, plan in changed.items():
         assert plan.since is not None
-        rows.extend(item_rows(pid, plan.state, plan.since, plan.horizon_until))
-    await insert_items(ctx.conn, rows)
+        items.extend(item_rows(pid, plan.state, plan.since, plan.horizon_until))
+    await repo.add_items(items)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from services.scheduler.horizon import EXTEND_EVERY_S, emit_due, extend_horizons, prune_emitted
 from services.scheduler.plans import CREATES, UPDATES, handle_batch
+from services.scheduler.repository import PgPlans
 from shared.runtime import LoopSpec, ServiceSpec
 from shared.spec import Work
 from shared.topics import CLINICAL_EVENTS, INTAKE_DECISIONS
@@ -17,6 +18,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     handle=handle_batch,
     handles=frozenset({CREATES, *UPDATES}),
+    repositories=PgPlans,
     loops=(
         LoopSpec("horizon", extend_horizons, lambda _: EXTEND_EVERY_S),
         LoopSpec("due", emit_due, lambda settings: settings.timer_poll_s),

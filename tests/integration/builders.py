@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 
 from shared.envelope import build
-from shared.events import IntakeDecided, TreatmentPlan
+from shared.events import IntakeDecided, IntakeRequested, TreatmentPlan
 from shared.topics import event_type
 from tests.integration.harness import produce
 
@@ -23,6 +23,28 @@ def plan(patient: str, start: date, **changes) -> TreatmentPlan:
     }
     fields.update(changes)
     return TreatmentPlan.model_validate_json(json.dumps(fields))
+
+
+def intake_request(patient: str, at: datetime, **changes) -> dict:
+    """A request (New York) that the rules accept on 2026-03-10, unless changed."""
+    data = {
+        "patient_id": patient,
+        "timezone": "America/New_York",
+        "formulation": "oral",
+        "last_opioid_use": {"date": "2026-03-01", "opioid": "heroin"},
+        "urine_drug_screen": {"date": "2026-03-09", "opioids_detected": False},
+        "naloxone_challenge": {"date": "2026-03-09", "result": "negative"},
+        "liver_function": {
+            "date": "2026-03-01",
+            "alt": 30,
+            "ast": 30,
+            "alt_uln": 40,
+            "ast_uln": 40,
+        },
+    }
+    data.update(changes)
+    model = IntakeRequested.model_validate_json(json.dumps(data))
+    return build("ntx.intake.requested.v1", model, source="test/hs", time=at)
 
 
 def accepted(p: TreatmentPlan, at: datetime) -> dict:

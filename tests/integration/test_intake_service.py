@@ -10,9 +10,8 @@ import pytest
 from services.intake.service import SPEC
 from shared import db
 from shared.clock import SimulatedClock
-from shared.envelope import build
-from shared.events import IntakeRequested
 from shared.topics import DLQ, INTAKE_DECISIONS, INTAKE_REQUESTS
+from tests.integration.builders import intake_request
 from tests.integration.harness import Harness, eventually, patient_messages, produce, read_topic
 
 pytestmark = pytest.mark.infra
@@ -21,24 +20,7 @@ NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)  # 11:00 in New York
 
 
 def request(patient: str, **changes) -> dict:
-    data = {
-        "patient_id": patient,
-        "timezone": "America/New_York",
-        "formulation": "oral",
-        "last_opioid_use": {"date": "2026-03-01", "opioid": "heroin"},
-        "urine_drug_screen": {"date": "2026-03-09", "opioids_detected": False},
-        "naloxone_challenge": {"date": "2026-03-09", "result": "negative"},
-        "liver_function": {
-            "date": "2026-03-01",
-            "alt": 30,
-            "ast": 30,
-            "alt_uln": 40,
-            "ast_uln": 40,
-        },
-    }
-    data.update(changes)
-    model = IntakeRequested.model_validate_json(json.dumps(data))
-    return build("ntx.intake.requested.v1", model, source="test/hs", time=NOW)
+    return intake_request(patient, NOW, **changes)
 
 
 async def send(infra, envelope: dict) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -13,26 +12,12 @@ from shared import db, outbox
 from shared.clock import SystemClock
 from shared.envelope import build
 from shared.events import DoseAdministered
-from shared.runtime import Context, Runtime, ServiceSpec, each
+from shared.runtime import Runtime
 from shared.topics import CLINICAL_EVENTS, DLQ
 from tests.integration.harness import Harness, eventually, produce, read_topic, settings_for
+from tests.integration.sink import SINK, SINK_MIGRATIONS, received
 
 pytestmark = pytest.mark.infra
-
-SINK_MIGRATIONS = Path(__file__).parent / "sink_migrations"
-
-
-async def record(ctx: Context, event) -> None:
-    await ctx.conn.execute(
-        "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)",
-        event.patient_id,
-        event.envelope.id,
-    )
-
-
-SINK = ServiceSpec(
-    name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=each(record)
-)
 
 
 def dose_event(patient: str, id_: str | None = None) -> dict:
@@ -46,15 +31,6 @@ def dose_event(patient: str, id_: str | None = None) -> dict:
         time=datetime(2026, 1, 5, 8, tzinfo=UTC),  # the harness clock: not from the future
         id_=id_,
     )
-
-
-async def received(infra, schema: str, patient: str) -> list[str]:
-    conn = await db.connect(infra.database_url, schema)
-    try:
-        rows = await conn.fetch("SELECT event_id FROM received WHERE patient_id = $1", patient)
-        return [r["event_id"] for r in rows]
-    finally:
-        await conn.close()
 
 
 async def test_outbox_event_delivered_twice_is_handled_once(infra, unique):

@@ -11,7 +11,6 @@ import contextlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,29 +19,16 @@ from shared.clock import SimulatedClock
 from shared.envelope import build
 from shared.events import TreatmentStopped
 from shared.ingress import Message
-from shared.runtime import Context, Runtime, ServiceSpec, each
+from shared.runtime import Context, Runtime, ServiceSpec
 from shared.timers import TimerRow
 from shared.topics import CLINICAL_EVENTS
 from tests.integration.harness import settings_for
+from tests.integration.sink import SINK, received, record, sink_with
 
 pytestmark = pytest.mark.infra
 
-SINK_MIGRATIONS = Path(__file__).parent / "sink_migrations"
 NOW = datetime(2026, 10, 1, 14, 0, tzinfo=UTC)
 TOPIC = CLINICAL_EVENTS.name
-
-
-async def record(ctx: Context, event) -> None:
-    await ctx.conn.execute(
-        "INSERT INTO received (patient_id, event_id) VALUES ($1, $2)",
-        event.patient_id,
-        event.envelope.id,
-    )
-
-
-SINK = ServiceSpec(
-    name="sink", topics=(CLINICAL_EVENTS,), migrations=SINK_MIGRATIONS, handle=each(record)
-)
 
 
 def stopped(patient: str, **envelope) -> dict:
@@ -97,15 +83,6 @@ async def sink(infra, unique):
         yield runtime
 
 
-async def received(infra, schema: str, patient: str) -> list[str]:
-    conn = await db.connect(infra.database_url, schema)
-    try:
-        rows = await conn.fetch("SELECT event_id FROM received WHERE patient_id = $1", patient)
-        return [r["event_id"] for r in rows]
-    finally:
-        await conn.close()
-
-
 async def letters(infra, schema: str) -> list[dict]:
     conn = await db.connect(infra.database_url, schema)
     try:
@@ -150,12 +127,7 @@ async def set_unstorable_timer(ctx: Context, event) -> None:
 
 
 async def test_a_batch_failing_the_same_way_is_given_up_and_only_its_culprit_dead(infra, unique):
-    spec = ServiceSpec(
-        name="sink",
-        topics=(CLINICAL_EVENTS,),
-        migrations=SINK_MIGRATIONS,
-        handle=each(set_unstorable_timer),
-    )
+    spec = sink_with(set_unstorable_timer)
     patient = f"p-{unique}"
     before, poison, after = (
         stopped(patient),
