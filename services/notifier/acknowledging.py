@@ -17,7 +17,6 @@ from services.notifier.domain.acknowledgement import (
     authenticate,
     parse_request,
 )
-from services.notifier.store import PostgresDeliveryRepository
 from shared.runtime import Runtime
 
 PATH = "/acknowledgements"
@@ -27,13 +26,13 @@ async def acknowledge_call(
     runtime: Runtime, authorization: str | None, body: bytes
 ) -> tuple[int, dict[str, Any]]:
     """The HTTP status and JSON answer for one call; refusals name the field."""
-    from services.notifier.service import configured
+    from services.notifier.service import configured, deliveries
 
     try:
         endpoint = authenticate(configured().endpoints, authorization)
         request = parse_request(body)
         async with runtime.unit_of_work(runtime.clock.now()) as uow:
-            repo = PostgresDeliveryRepository(uow.conn, lambda: uow.now)
+            repo = deliveries(uow)
             event = acknowledge(request, endpoint, await repo.for_alert(request.alert_id), uow.now)
             uow.events.append(event)
     except AckRefused as refused:

@@ -13,9 +13,11 @@ from services.notifier.config import NotifierConfig, load_config
 from services.notifier.dispatch import Dispatcher, accept
 from services.notifier.store import MIGRATIONS, PostgresDeliveryRepository
 from shared.envelope import Event
+from shared.plumbing import PgPlumbing
 from shared.runtime import Context, LoopSpec, Runtime, ServiceSpec
 from shared.spec import Work
 from shared.topics import NOTIFICATIONS
+from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("ntx.notifier")
 
@@ -40,10 +42,14 @@ def use_config(config: NotifierConfig | None) -> None:
         _configs["config"] = config
 
 
+def deliveries(uow: UnitOfWork) -> PostgresDeliveryRepository:
+    """The deliveries of one unit of work, inside its transaction."""
+    assert isinstance(uow.store, PgPlumbing), "the notifier stores deliveries in PostgreSQL"
+    return PostgresDeliveryRepository(uow.store.conn, lambda: uow.now)
+
+
 async def handle_batch(ctx: Context, events: list[Event]) -> None:
-    config = configured()
-    repo = PostgresDeliveryRepository(ctx.conn, lambda: ctx.now)
-    await accept(repo, config, events, ctx.now)
+    await accept(ctx.repos, configured(), events, ctx.now)
 
 
 async def deliver(runtime: Runtime) -> int:
@@ -67,6 +73,7 @@ async def deliver(runtime: Runtime) -> int:
 
 
 SPEC = ServiceSpec(
+    repositories=deliveries,
     name="notifier",
     topics=(NOTIFICATIONS,),
     migrations=MIGRATIONS,

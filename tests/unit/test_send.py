@@ -116,7 +116,7 @@ def no_broker(monkeypatch):
         ),
         (json.dumps(message(time="9999-12-31T23:59:59Z")), "message 1: time:"),
         (
-            json.dumps(message(time=format_utc(datetime.now(UTC) + timedelta(hours=1)))),
+            json.dumps(message(time=format_utc(datetime.now(UTC) + timedelta(days=1)))),
             "message 1: time: more than 5 minutes in the future",
         ),
         (json.dumps(message(data__dose_mg=10**400)), "message 1: data.dose_mg:"),
