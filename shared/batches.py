@@ -25,10 +25,10 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from shared import db, deadletter, inbox, tracing
+from shared import db, deadletter, inbox, logs, tracing
 from shared.deadlines import Deadlines
 from shared.envelope import Event, InvalidEvent
-from shared.ingress import Admitted, Message, Refused, admit
+from shared.ingress import Admitted, Message, Refused, admit, as_structured
 from shared.plumbing import PgPlumbing, Plumbing
 from shared.retrying import Poisoned, attempt
 from shared.spec import ServiceSpec
@@ -60,15 +60,17 @@ class Batches:
         spans = tracing.start_handling(
             self.spec.name, [c.event.envelope for c in checked if isinstance(c, Admitted)]
         )
-        try:
-            outcomes = await self._handle_traced(messages, checked, now, spans)
-        except BaseException as exc:
-            tracing.end_handling(spans, exc)
-            raise
-        tracing.end_handling(spans)
-        # the trace ids let one request be followed through every service's log
+        # the trace ids let one request be followed through every service's log: every
+        # line logged while its batch is handled carries them
         traced = {"trace_ids": tracing.trace_ids(spans)} if spans else {}
-        log.info("handled", extra={"service": self.spec.name, **Counter(outcomes), **traced})
+        with logs.tracing_ids(traced.get("trace_ids")):
+            try:
+                outcomes = await self._handle_traced(messages, checked, now, spans)
+            except BaseException as exc:
+                tracing.end_handling(spans, exc)
+                raise
+            tracing.end_handling(spans)
+            log.info("handled", extra={"service": self.spec.name, **Counter(outcomes), **traced})
         return outcomes
 
     async def _handle_traced(
@@ -166,7 +168,12 @@ class Batches:
         self, store: Plumbing, message: Message, refusal: Refused, now: datetime
     ) -> None:
         await deadletter.write(
-            store, message, refusal, now, service=self.spec.name, schema=self.units.schema
+            store,
+            as_structured(message),
+            refusal,
+            now,
+            service=self.spec.name,
+            schema=self.units.schema,
         )
 
     async def _attempt(self, func: Callable[..., Awaitable[Any]], *args: Any) -> Any:

@@ -3,14 +3,32 @@ name, a request body or a clinical value (DESIGN.md §3)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 #: Fields that may never reach a log line even if a caller passes them.
 _FORBIDDEN = {"data", "body", "raw", "value", "alt", "ast", "name"}
+
+
+#: The trace ids of the input being handled, added to every line logged meanwhile.
+_TRACE_IDS: ContextVar[str | None] = ContextVar("ntx_trace_ids", default=None)
+
+
+@contextlib.contextmanager
+def tracing_ids(trace_ids: str | None) -> Iterator[None]:
+    """Every line logged inside carries ``trace_ids`` (one request can then be followed
+    through every service's log); ids only, never a value."""
+    token = _TRACE_IDS.set(trace_ids or None)
+    try:
+        yield
+    finally:
+        _TRACE_IDS.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,6 +49,9 @@ class JsonFormatter(logging.Formatter):
                 line[key] = (
                     value if isinstance(value, str | int | float | bool | None) else str(value)
                 )
+        trace_ids = _TRACE_IDS.get()
+        if trace_ids and "trace_ids" not in line:
+            line["trace_ids"] = trace_ids
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, separators=(",", ":"))
