@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared import inbox, kafka_binding
@@ -88,6 +88,19 @@ def admit(
     except Exception as exc:  # a parser defect must not drop the message
         return Refused(f"unreadable ({type(exc).__name__})", "message")
     return Admitted(event, content_digest(came.value))
+
+
+def as_structured(message: Message) -> Message:
+    """The message as a structured-mode record: a binary-mode one rebuilt as the one
+    CloudEvent the service read, so what is dead-lettered (and later replayed with
+    ``ntx dlq replay``) is self-contained. Anything else is returned as it came."""
+    if message.value is None or not message.headers:
+        return message
+    try:
+        came = kafka_binding.inbound(message.value, message.headers)
+    except InvalidEvent:
+        return message  # its headers are what is wrong: keep the record as it came
+    return replace(message, value=came.value, headers=()) if came.binary else message
 
 
 def _not_ours(declared: str, topic: str, acts_on: Callable[[str], bool]) -> bool:

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from shared.envelope import parse, schema_uri
-from shared.ingress import Admitted, Message, Refused, admit, content_digest
+from shared.ingress import Admitted, Message, Refused, admit, as_structured, content_digest
 from shared.kafka_binding import STRUCTURED_CONTENT_TYPE, headers_for, inbound
 from tests.unit.test_events import message, raw
 
@@ -139,3 +139,19 @@ def test_the_same_event_under_another_span_is_a_repeat_not_a_conflict():
     again = content_digest(raw({**msg, "traceparent": TRACEPARENT.replace("00f0", "1234")}))
     assert first == again
     assert first != content_digest(raw({**msg, "traceparent": TRACEPARENT, "id": "other"}))
+
+
+def test_a_binary_mode_record_is_dead_lettered_as_one_structured_event():
+    """What is stored for `ntx dlq replay` must stand alone: the ce_* headers are not
+    kept with a dead letter, so the binary record is rebuilt as the event it carried."""
+    msg = message("ntx.dose.administered.v1")
+    value, headers = binary(msg)
+    record = Message(CLINICAL, 0, 1, b"pt-0042", value, headers)
+    stored = as_structured(record)
+    assert stored.headers == () and (stored.key, stored.offset) == (b"pt-0042", 1)
+    event = parse(stored.value)
+    assert (event.envelope.id, event.envelope.type) == (msg["id"], msg["type"])
+    assert event.data.model_dump(mode="json") == msg["data"]
+    structured = Message(CLINICAL, 0, 2, b"pt-0042", raw(msg), ())
+    assert as_structured(structured) is structured
+    assert as_structured(Message(CLINICAL, 0, 3, b"pt-0042", None, headers)).value is None
