@@ -131,6 +131,8 @@ def test_sigterm_is_honoured_while_the_database_is_away_and_nothing_is_lost(infr
         )
         stalled = service.wait_for("/readyz", 503, timeout=60)
         assert stalled["ok"] is False
+        # alive all the same: a liveness probe must not restart it for a database outage
+        assert service.get("/livez")[0] == 200
         deadline = time.monotonic() + 60
         while "a batch in hand" not in " ".join(service.get("/health")[1]["stalled"]):
             assert time.monotonic() < deadline, service.get("/health")
