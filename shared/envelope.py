@@ -101,9 +101,10 @@ class Envelope(BaseModel):
             raise ValueError(f"message: more than {MAX_EXTENSIONS} extension attributes")
         for name, value in extra.items():
             if not _EXTENSION_NAME.match(name):
-                raise ValueError(
-                    f"message: unknown attribute {name[:40]!r}; extension names are 1-20"
-                    " lower-case letters and digits (CloudEvents 1.0)"
+                raise InvalidEvent(
+                    name[:40],
+                    "unknown attribute; extension names are 1-20"
+                    " lower-case letters and digits (CloudEvents 1.0)",
                 )
             if not _extension_value(value):
                 raise ValueError(
@@ -158,7 +159,10 @@ def all_errors(exc: ValidationError, prefix: str = "") -> list[InvalidEvent]:
         loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
         named = _CROSS_FIELD.match(msg) if not loc else None
-        if named:  # a model-level check names its field in the message
+        raised = err.get("ctx", {}).get("error")
+        if isinstance(raised, InvalidEvent) and not loc:  # names any field, even odd ones
+            loc, msg = raised.field, raised.message
+        elif named:  # a model-level check names its field in the message
             loc, msg = named.group(1), named.group(2)
         if err["type"] == "json_invalid":  # the bytes are not JSON: no field is at fault
             field = "message"

@@ -118,7 +118,8 @@ class PgPlumbing:
         await outbox.enqueue_events(self.conn, envelopes)
 
     async def unsent(self, limit: int) -> list[OutboxRow]:
-        return [OutboxRow(*r) for r in await outbox.unsent(self.conn, limit)]
+        rows = await outbox.unsent(self.conn, limit)  # the relay's age column is not needed
+        return [OutboxRow(r["id"], r["topic"], r["key"], r["value"]) for r in rows]
 
     async def mark_sent(self, ids: list[int]) -> None:
         await outbox.mark_sent(self.conn, ids)

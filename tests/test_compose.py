@@ -137,7 +137,9 @@ def test_dockerfile(dockerfile) -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert instructions[0] == "FROM python:3.11-slim"
-    assert re.search(r"pip install \.(\s|$)", dockerfile)
+    # the locked dependencies by hash, then NTX itself without resolving anything
+    assert "pip install --require-hashes -r requirements.lock" in dockerfile
+    assert re.search(r"pip install --no-deps \.(\s|$)", dockerfile)
     users = [line.split()[1] for line in instructions if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert 'ENTRYPOINT ["ntx"]' in instructions

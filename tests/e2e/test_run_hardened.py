@@ -323,7 +323,7 @@ def test_kill_9_each_service_during_a_5000_request_send_loses_and_repeats_nothin
         (
             INTAKE_REQUESTS.name,
             p.encode(),
-            json.dumps(valid("ntx.intake.requested.v1", p, 1, now)).encode(),
+            json.dumps(accepted_request(p, now)).encode(),
         )
         for p in patients
     ]

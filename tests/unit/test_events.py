@@ -61,7 +61,7 @@ CASES = [
     (
         "envelope field that is no valid extension name",
         mutate("ntx.dose.administered.v1", lambda m: m.update(extra_field=1)),
-        "message",
+        "extra_field",
     ),
     (
         "extension that is an object",
