@@ -61,9 +61,11 @@ class Batches:
             self.spec.name, [c.event.envelope for c in checked if isinstance(c, Admitted)]
         )
         # the trace ids let one request be followed through every service's log: every
-        # line logged while its batch is handled carries them
-        traced = {"trace_ids": tracing.trace_ids(spans)} if spans else {}
-        with logs.tracing_ids(traced.get("trace_ids")):
+        # line logged while its batch is handled carries them (the first of them, in a
+        # batch of many traces), and every one of them is named on a line of its own
+        first, *more = tracing.trace_ids(spans) or [None]
+        traced = {"trace_ids": first} if first else {}
+        with logs.tracing_ids(first):
             try:
                 outcomes = await self._handle_traced(messages, checked, now, spans)
             except BaseException as exc:
@@ -71,6 +73,8 @@ class Batches:
                 raise
             tracing.end_handling(spans)
             log.info("handled", extra={"service": self.spec.name, **Counter(outcomes), **traced})
+        for ids in more:
+            log.info("handled traces", extra={"service": self.spec.name, "trace_ids": ids})
         return outcomes
 
     async def _handle_traced(

@@ -34,8 +34,9 @@ from shared.envelope import Envelope
 log = logging.getLogger("ntx.tracing")
 
 PROPAGATOR = TraceContextTextMapPropagator()
-#: Distinct trace ids named on one batch's log line, at most (a batch may hold
-#: hundreds of messages; the line stays short).
+#: Distinct trace ids named on one log line, at most (a batch may hold hundreds of
+#: messages; its lines stay short, and the rest of its trace ids follow on lines of
+#: their own).
 MAX_LOGGED_TRACES = 32
 
 _provider: TracerProvider | None = None
@@ -119,7 +120,10 @@ def effect_context(span: Span) -> dict[str, str]:
     return carrier
 
 
-def trace_ids(spans: dict[Cause, Span]) -> str:
-    """The distinct trace ids of a batch, for its log line (no clinical value: ids)."""
-    ids = dict.fromkeys(format(s.get_span_context().trace_id, "032x") for s in spans.values())
-    return " ".join(list(ids)[:MAX_LOGGED_TRACES])
+def trace_ids(spans: dict[Cause, Span]) -> list[str]:
+    """The distinct trace ids of a batch, for its log lines (no clinical value: ids):
+    every one of them, :data:`MAX_LOGGED_TRACES` to a line."""
+    ids = list(dict.fromkeys(format(s.get_span_context().trace_id, "032x") for s in spans.values()))
+    return [
+        " ".join(ids[at : at + MAX_LOGGED_TRACES]) for at in range(0, len(ids), MAX_LOGGED_TRACES)
+    ]

@@ -79,7 +79,8 @@ async def test_one_trace_through_intake_scheduler_and_alerts(infra, unique, capl
     logged = {
         r.service
         for r in caplog.records
-        if r.getMessage() == "handled" and TRACE_ID in getattr(r, "trace_ids", "")
+        if r.getMessage() in ("handled", "handled traces")
+        and TRACE_ID in getattr(r, "trace_ids", "")
     }
     assert logged >= {"intake", "scheduler", "alerts"}
 

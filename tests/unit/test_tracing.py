@@ -31,7 +31,18 @@ def test_an_effect_carries_its_cause_trace_with_a_new_span_and_the_tracestate():
     assert (version, trace_id, flags) == ("00", TRACE_ID, "01")
     assert span_id != PARENT.split("-")[2] and span_id != "0" * 16
     assert carried["tracestate"] == "vendor=opaque"
-    assert tracing.trace_ids(spans) == TRACE_ID
+    assert tracing.trace_ids(spans) == [TRACE_ID]
+
+
+def test_a_batch_of_many_traces_names_every_one_a_bounded_number_to_a_line():
+    causes = [envelope(id=f"e-{n}") for n in range(2 * tracing.MAX_LOGGED_TRACES + 5)]
+    spans = tracing.start_handling("alerts", causes)
+    tracing.end_handling(spans)
+    lines = tracing.trace_ids(spans)
+    named = [t for line in lines for t in line.split()]
+    assert len(lines) == 3 and all(len(ln.split()) <= tracing.MAX_LOGGED_TRACES for ln in lines)
+    expected = {format(s.get_span_context().trace_id, "032x") for s in spans.values()}
+    assert sorted(named) == sorted(expected) and len(expected) == len(causes)
 
 
 def test_an_untraced_or_badly_traced_cause_starts_a_trace_of_its_own():
