@@ -63,7 +63,8 @@ class Batches:
         # the trace ids let one request be followed through every service's log: every
         # line logged while its batch is handled carries them (the first of them, in a
         # batch of many traces), and every one of them is named on a line of its own
-        first, *more = tracing.trace_ids(spans) or [None]
+        lines = tracing.trace_ids(spans)
+        first, more = (lines[0], lines[1:]) if lines else (None, [])
         traced = {"trace_ids": first} if first else {}
         with logs.tracing_ids(first):
             try:
