@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -293,25 +293,3 @@ def build(
         "causationid": causationid,
         **(trace or {}),
     }
-
-
-#: DESIGN.md §3.3 [r2]: a recorded time more than 5 minutes after the receiving
-#: service's clock is an input error (the clock skew tolerated, no more).
-FUTURE_SKEW = timedelta(minutes=5)
-RECORDED_AT = ("administered_at", "collected_at", "stopped_at", "recorded_at")
-
-
-def check_recorded_times(event: Event, now: datetime) -> None:
-    """A dose, result or stop recorded after "now" is refused, naming the field: a
-    far-future administration would otherwise stretch blockade coverage for years."""
-    check_recorded_data(event.data, now)
-
-
-def check_recorded_data(data: BaseModel, now: datetime) -> None:
-    """:func:`check_recorded_times` on an event's data alone: the one check the worker,
-    ``ntx alerts replay`` and ``ntx send`` apply."""
-    fields = type(data).model_fields
-    for name in RECORDED_AT:
-        value = getattr(data, name) if name in fields else None
-        if isinstance(value, datetime) and value > now + FUTURE_SKEW:
-            raise InvalidEvent(f"data.{name}", f"more than {FUTURE_SKEW} in the future")

@@ -27,10 +27,10 @@ from shared.envelope import (
     Envelope,
     Event,
     InvalidEvent,
-    check_recorded_times,
     parse_envelope,
     typed,
 )
+from shared.recorded import check_recorded_times
 from shared.records import encode
 from shared.topics import event_type
 

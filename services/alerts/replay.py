@@ -26,13 +26,13 @@ from shared.envelope import (
     Envelope,
     Event,
     InvalidEvent,
-    check_recorded_data,
     first_error,
     parse_data,
 )
 from shared.events import AlertChanged
 from shared.inbox import Seen
 from shared.memory import MemoryUnits, run_to_end
+from shared.recorded import check_recorded_data
 from shared.timers import fires_before_input
 from shared.topics import EVENT_TYPES
 from shared.types import UtcDateTime

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.envelope import FUTURE_SKEW, InvalidEvent, check_recorded_data, parse, parse_data
+from shared.envelope import InvalidEvent, parse, parse_data
+from shared.recorded import FUTURE_SKEW, check_recorded_data
 from shared.topics import event_type
 from tests.unit.event_examples import EXAMPLES
 

@@ -34,7 +34,8 @@ from services.gateway.domain.parse import load_json, parse_resource
 from services.gateway.domain.procedures import procedure
 from services.gateway.domain.resources import Item, patient_of
 from services.gateway.domain.settings import DEFAULT_SETTINGS, GatewaySettings
-from shared.envelope import Envelope, InvalidEvent, build, check_recorded_times, stable_id, typed
+from shared.envelope import Envelope, InvalidEvent, build, stable_id, typed
+from shared.recorded import check_recorded_times
 
 Interpreter = Callable[[Item, Context], list[Meaning]]
 INTERPRETERS: dict[str, Interpreter] = {
