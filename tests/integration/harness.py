@@ -91,6 +91,20 @@ async def produce(bootstrap: str, topic: str, key: bytes | None, value: bytes) -
         await producer.stop()
 
 
+async def publish(bootstrap: str, topic: str, events: list[dict]) -> None:
+    """``events`` on ``topic`` in one producer, each keyed by its ``subject``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, json.dumps(e).encode(), key=e["subject"].encode())
+            for e in events
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
 async def read_topic(bootstrap: str, topic: str, *, until, timeout: float = 30.0) -> list:
     """Read ``topic`` from the start until ``until(messages)`` is true or time runs out."""
     consumer = AIOKafkaConsumer(

@@ -18,26 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared import db
 from shared.clock import FileClock
-from shared.infra import free_port
 from shared.localtime import local_midnight_utc
 from shared.topics import INTAKE_DECISIONS, SCHEDULE
 from tests.integration.builders import accepted, plan
+from tests.integration.harness import publish
+from tests.integration.service_process import ServiceProcess
 
 pytestmark = pytest.mark.infra
 
@@ -51,78 +47,6 @@ JUMP = T0 + timedelta(hours=47)
 #: kill landed after the emission had finished.
 LOADS = (800, 2400)
 MIN_DUE = 1000
-
-
-class SchedulerProcess:
-    """``python -m services.cli service scheduler`` with its own schema, clock and port."""
-
-    def __init__(self, infra, prefix: str, clock: FileClock, log: Path):  # type: ignore[no-untyped-def]
-        self.port = free_port()
-        self.log = log
-        self.env = {
-            **os.environ,
-            "NTX_KAFKA_BOOTSTRAP": infra.bootstrap,
-            "NTX_DATABASE_URL": infra.database_url,
-            "NTX_SCHEMA_PREFIX": prefix,
-            "NTX_CLOCK_FILE": str(clock.path),
-            "NTX_HTTP_PORT": str(self.port),
-            "NTX_BROKER_COMMIT_INTERVAL_S": "0.1",
-            "NTX_TIMER_POLL_S": "0.02",
-            "NTX_RELAY_POLL_S": "0.02",
-            # smaller emission transactions: more of them to land a kill between
-            "NTX_TIMER_BATCH": "100",
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "service", "scheduler"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2) as r:
-                return r.status == 200
-        except (OSError, ValueError):
-            return False
-
-    async def wait_healthy(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not await asyncio.to_thread(self.healthy):
-            assert self.proc is not None and self.proc.poll() is None, self._died()
-            assert time.monotonic() < deadline, f"scheduler not healthy; log {self.log}"
-            await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        """SIGKILL and reap (no-op when not running)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def _died(self) -> str:
-        tail = self.log.read_text(errors="replace")[-3000:]
-        return f"scheduler exited {self.proc and self.proc.returncode}; log tail:\n{tail}"
-
-
-async def publish_decisions(bootstrap: str, patients: list[str]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(
-                INTAKE_DECISIONS.name,
-                json.dumps(accepted(plan(p, START), T0)).encode(),
-                key=p.encode(),
-            )
-            for p in patients
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
 
 
 async def wait_for(check, what: str, timeout: float, interval: float = 0.1):  # type: ignore[no-untyped-def]
@@ -173,13 +97,25 @@ async def run_attempt(infra, tmp_path: Path, tag: str, n_patients: int) -> dict:
     patients = [f"{key_prefix}{i:05d}" for i in range(n_patients)]
     clock = FileClock(tmp_path / f"clock-{tag}")
     clock.set(T0)
-    proc = SchedulerProcess(infra, prefix, clock, tmp_path / f"scheduler-{tag}.log")
+    proc = ServiceProcess(
+        "scheduler",
+        infra,
+        prefix,
+        tmp_path / f"scheduler-{tag}.log",
+        clock=clock,
+        NTX_BROKER_COMMIT_INTERVAL_S="0.1",
+        NTX_TIMER_POLL_S="0.02",
+        NTX_RELAY_POLL_S="0.02",
+        # smaller emission transactions: more of them to land a kill between
+        NTX_TIMER_BATCH="100",
+    )
     conn = None
     try:
         proc.start()
         await proc.wait_healthy()
         conn = await db.connect(infra.database_url, schema)
-        await publish_decisions(infra.bootstrap, patients)
+        decisions = [accepted(plan(p, START), T0) for p in patients]
+        await publish(infra.bootstrap, INTAKE_DECISIONS.name, decisions)
 
         # The worker's new consumer group also reads the decisions earlier tests left
         # on the topic: every count is of this test's patients (key prefix).
@@ -220,7 +156,7 @@ async def run_attempt(infra, tmp_path: Path, tag: str, n_patients: int) -> dict:
         proc.start()
 
         async def all_emitted() -> bool:
-            assert proc.proc is not None and proc.proc.poll() is None, proc._died()
+            assert proc.running(), proc.died()
             pending = await conn.fetchval(
                 "SELECT count(*) FROM due_items WHERE due_at <= $1 AND emitted_at IS NULL",
                 clock.now(),

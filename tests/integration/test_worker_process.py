@@ -7,87 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from shared.infra import free_port
 from shared.topics import INTAKE_DECISIONS, INTAKE_REQUESTS
 from tests.hostile import valid
 from tests.integration.harness import patient_messages, produce
+from tests.integration.service_process import ServiceProcess
 
 pytestmark = pytest.mark.infra
 
 
-class Service:
-    def __init__(self, infra, tmp_path: Path, prefix: str):
-        self.port = free_port()
-        self.log = tmp_path / "intake.log"
-        self.env = {
-            **os.environ,
-            "NTX_KAFKA_BOOTSTRAP": infra.bootstrap,
-            "NTX_DATABASE_URL": infra.database_url,
-            "NTX_SCHEMA_PREFIX": prefix,
-            "NTX_HTTP_PORT": str(self.port),
-            "NTX_STALL_AFTER_S": "2",
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "service", "intake"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def get(self, path: str) -> tuple[int, dict | str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                body = r.read().decode()
-                status = r.status
-        except urllib.error.HTTPError as err:
-            body, status = err.read().decode(), err.code
-        try:
-            return status, json.loads(body)
-        except ValueError:
-            return status, body
-
-    def wait_for(self, path: str, status: int, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                got, body = self.get(path)
-                if got == status:
-                    return body  # type: ignore[return-value]
-            except OSError:
-                pass
-            time.sleep(0.5)
-        raise AssertionError(
-            f"{path} never answered {status}; log:\n{self.log.read_text()[-3000:]}"
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def service(infra, tmp_path, unique):
-    svc = Service(infra, tmp_path, f"w{unique}_")
+    svc = ServiceProcess(
+        "intake", infra, f"w{unique}_", tmp_path / "intake.log", NTX_STALL_AFTER_S="2"
+    )
     svc.start()
     yield svc
-    svc.stop()
+    svc.kill()
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -106,10 +47,10 @@ def test_only_the_operator_endpoints_are_served_and_on_loopback(service):
     service.wait_for("/readyz", 200)
     assert listening_addresses(service.port) == {"0100007F"}  # 127.0.0.1, nothing else
     for path in ("/livez", "/readyz", "/health", "/metrics"):
-        assert service.get(path)[0] == 200, path
+        assert service.call(path)[0] == 200, path
     for path in ("/", "/router/x/", "/router/", "/table/", "/graph/", "/stats/", "/signal/"):
-        assert service.get(path)[0] == 404, path
-    assert service.get("/readyz")[1]["partitions"] > 0
+        assert service.call(path)[0] == 404, path
+    assert service.call("/readyz")[1]["partitions"] > 0
     assert "Traceback" not in service.log.read_text()
 
 
@@ -132,10 +73,10 @@ def test_sigterm_is_honoured_while_the_database_is_away_and_nothing_is_lost(infr
         stalled = service.wait_for("/readyz", 503, timeout=60)
         assert stalled["ok"] is False
         # alive all the same: a liveness probe must not restart it for a database outage
-        assert service.get("/livez")[0] == 200
+        assert service.call("/livez")[0] == 200
         deadline = time.monotonic() + 60
-        while "a batch in hand" not in " ".join(service.get("/health")[1]["stalled"]):
-            assert time.monotonic() < deadline, service.get("/health")
+        while "a batch in hand" not in " ".join(service.call("/health")[1]["stalled"]):
+            assert time.monotonic() < deadline, service.call("/health")
             time.sleep(0.5)
         began = time.monotonic()
         assert service.proc is not None

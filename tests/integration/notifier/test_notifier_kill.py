@@ -16,18 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.notifier.domain.acknowledgement import new_token
 from services.notifier.domain.settings import DEFAULT_SETTINGS as S
@@ -35,9 +27,9 @@ from services.notifier.receiver import WebhookReceiver
 from shared import db
 from shared.clock import FileClock
 from shared.envelope import build
-from shared.infra import free_port
 from shared.topics import DELIVERIES, NOTIFICATIONS
-from tests.integration.harness import read_topic
+from tests.integration.harness import publish, read_topic
+from tests.integration.service_process import ServiceProcess
 from tests.unit.notifier.helpers import new_secret, request
 
 pytestmark = pytest.mark.infra
@@ -45,73 +37,6 @@ pytestmark = pytest.mark.infra
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
 REQUESTS = 200
 IN_FLIGHT = 4  # the endpoint's max_in_flight: at most this many attempts cut off
-
-
-class NotifierProcess:
-    def __init__(self, infra, prefix: str, clock: FileClock, endpoints: list, log: Path):  # type: ignore[no-untyped-def]
-        self.port, self.log = free_port(), log
-        self.env = {
-            **os.environ,
-            "NTX_KAFKA_BOOTSTRAP": infra.bootstrap,
-            "NTX_DATABASE_URL": infra.database_url,
-            "NTX_SCHEMA_PREFIX": prefix,
-            "NTX_CLOCK_FILE": str(clock.path),
-            "NTX_HTTP_PORT": str(self.port),
-            "NTX_TIMER_POLL_S": "0.02",
-            "NTX_RELAY_POLL_S": "0.02",
-            "NTX_NOTIFIER_ENDPOINTS": json.dumps(endpoints),
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", "service", "notifier"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def call(self, path: str, body: bytes | None = None, token: str | None = None) -> int:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", body, headers)
-        try:
-            with urllib.request.urlopen(req, timeout=5) as answer:
-                return answer.status
-        except urllib.error.HTTPError as refused:
-            return refused.code
-        except OSError:
-            return 0
-
-    async def wait_healthy(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while await asyncio.to_thread(self.call, "/health") != 200:
-            assert self.proc is not None and self.proc.poll() is None, self.tail()
-            assert time.monotonic() < deadline, self.tail()
-            await asyncio.sleep(0.2)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-
-async def publish(bootstrap: str, events: list[dict]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        sent = [
-            await producer.send(
-                NOTIFICATIONS.name, json.dumps(e).encode(), key=e["subject"].encode()
-            )
-            for e in events
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
 
 
 async def until(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -149,11 +74,20 @@ async def test_kill_9_mid_delivery_loses_nothing_and_repeats_by_webhook_id(infra
                 "max_in_flight": IN_FLIGHT,
             }
         ]
-        proc = NotifierProcess(infra, prefix, clock, endpoints, tmp_path / "notifier.log")
+        proc = ServiceProcess(
+            "notifier",
+            infra,
+            prefix,
+            tmp_path / "notifier.log",
+            clock=clock,
+            NTX_TIMER_POLL_S="0.02",
+            NTX_RELAY_POLL_S="0.02",
+            NTX_NOTIFIER_ENDPOINTS=json.dumps(endpoints),
+        )
         try:
             proc.start()
             await proc.wait_healthy()
-            await publish(infra.bootstrap, events)
+            await publish(infra.bootstrap, NOTIFICATIONS.name, events)
 
             await until(lambda: len(receiver.delivered_ids() & mine) >= REQUESTS // 3, "a third")
             proc.kill()
@@ -167,9 +101,9 @@ async def test_kill_9_mid_delivery_loses_nothing_and_repeats_by_webhook_id(infra
             await until(lambda: mine <= receiver.delivered_ids(), "every delivery", 120)
 
             ack = json.dumps({"alert_id": f"a-{unique}-0", "by": "nurse-17"}).encode()
-            assert proc.call("/acknowledgements", ack, token) == 202
-            assert proc.call("/acknowledgements", ack, "ntxack_wrong") == 401
-            assert proc.call("/acknowledgements", b'{"alert_id": "x"}', token) == 400
+            assert proc.call("/acknowledgements", ack, token)[0] == 202
+            assert proc.call("/acknowledgements", ack, "ntxack_wrong")[0] == 401
+            assert proc.call("/acknowledgements", b'{"alert_id": "x"}', token)[0] == 400
             conn = await db.connect(infra.database_url, f"{prefix}notifier")
             try:
                 await until_sent(conn)
