@@ -4,6 +4,7 @@ it) and when more work falls due."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import asyncpg
@@ -87,7 +88,7 @@ class Probes:
             # died and came back) answers NOT_COORDINATOR as a group-level error, which
             # aiokafka 0.14 reads as "no commits" and never looks further. A missing
             # commit only ever counts as work left, never as quiet.
-            probe._coordinator.coordinator_dead()
+            _forget_coordinator(probe)
             # one OffsetFetch for all the group's partitions (consumer.committed asks
             # one partition per request; aiokafka is pinned)
             committed = await probe._coordinator.fetch_committed_offsets(mine)
@@ -115,3 +116,18 @@ class Probes:
                 self.conn.terminate()
             # not known to be quiet; the error's type says why when a run never settles
             return {f"database ({type(exc).__name__})": 1}
+
+
+_COORDINATOR_LOG = logging.getLogger("aiokafka.consumer.group_coordinator")
+
+
+def _forget_coordinator(probe: AIOKafkaConsumer) -> None:
+    """Make the probe look its group's coordinator up again, without aiokafka's
+    warning: that warning reports a coordinator found dead, and this one is only
+    forgotten on purpose, once per probe (a demo would print it some 2,000 times)."""
+    level = _COORDINATOR_LOG.level
+    _COORDINATOR_LOG.setLevel(logging.ERROR)  # a plain call: nothing else runs meanwhile
+    try:
+        probe._coordinator.coordinator_dead()
+    finally:
+        _COORDINATOR_LOG.setLevel(level)
