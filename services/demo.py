@@ -7,6 +7,10 @@ as a timeline of what the services published.
 * ``pt-stop`` accepted on oral, stops treatment on day 10: discontinued alert.
 * ``pt-deferred`` last used heroin 5 days ago: deferred, re-checked and accepted on
   the earliest start date (day 2), then adherent.
+
+Every notification goes to the demo's own webhook receiver (a care-team endpoint and
+a patient endpoint), which verifies each signature with ``standardwebhooks``; the
+timeline shows each delivery's outcome as the notifier published it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from services.cluster import Cluster
+from services.notifier.domain.endpoints import new_secret
+from services.notifier.receiver import WebhookReceiver
 from shared.envelope import build, stable_id
+from shared.infra import free_port
 from shared.localtime import to_utc
-from shared.topics import ALERTS, INTAKE_DECISIONS, NOTIFICATIONS, SCHEDULE, event_type
+from shared.topics import (
+    ALERTS,
+    DELIVERIES,
+    INTAKE_DECISIONS,
+    NOTIFICATIONS,
+    SCHEDULE,
+    event_type,
+)
 
 ZONE = "America/New_York"
 START = date(2026, 3, 2)
@@ -133,6 +147,9 @@ def timeline_line(event: dict) -> str | None:
         detail = f"{d['alert']} -> {d['audience']}" + (
             " (offer naloxone)" if d.get("offer_naloxone") else ""
         )
+    elif kind in ("notification.delivered", "notification.failed"):
+        attempts = "1 attempt" if d["attempts"] == 1 else f"{d['attempts']} attempts"
+        detail = f"{d['audience']} at {d['endpoint']}: {d['status']} ({attempts})"
     elif kind in (
         "dose.due",
         "uds.due",
@@ -148,21 +165,41 @@ def timeline_line(event: dict) -> str | None:
 
 
 async def collect(cluster: Cluster) -> list[dict]:
+    """Every topic's events in time order; at one moment, cause before effect (a
+    decision, its schedule, the alert, its notification request, the delivery)."""
     events = []
-    for topic in (INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS):
-        events.extend(await cluster.read(topic.name))
-    return sorted(events, key=lambda e: (e["time"], e["type"]))
+    for rank, topic in enumerate((INTAKE_DECISIONS, SCHEDULE, ALERTS, NOTIFICATIONS, DELIVERIES)):
+        events.extend((e["time"], rank, n, e) for n, e in enumerate(await cluster.read(topic.name)))
+    return [e for *_, e in sorted(events, key=lambda t: t[:3])]
+
+
+def endpoints(url: str, secret: str) -> list[dict]:
+    """The demo's endpoints: the care team's and the patient's, both at its receiver."""
+    return [
+        {"name": "care-team-pager", "audience": "care_team", "url": url, "secret": secret},
+        {"name": "patient-app", "audience": "patient", "url": url, "secret": secret},
+    ]
+
+
+async def run_with_receiver(cluster: Cluster, receiver: WebhookReceiver) -> list[dict]:
+    """The script, with the receiver listening while the notifier delivers (the
+    cluster settles only once no delivery is pending)."""
+    async with receiver:
+        await drive(cluster)
+        return await collect(cluster)
 
 
 def demo(args) -> int:  # type: ignore[no-untyped-def]
+    secret, port = new_secret(), free_port()
+    receiver = WebhookReceiver(secret, port=port)
+    env = {"NTX_NOTIFIER_ENDPOINTS": json.dumps(endpoints(receiver.url, secret))}
     with tempfile.TemporaryDirectory(prefix="ntx-demo-") as tmp:
         start = to_utc(datetime.combine(START, time(7, 0)), ZONE)
         print(
             f"ntx demo: starting broker, database and services (simulated from {START})", flush=True
         )
-        with Cluster(Path(tmp), start) as cluster:
-            asyncio.run(drive(cluster))
-            events = asyncio.run(collect(cluster))
+        with Cluster(Path(tmp), start, extra_env=env) as cluster:
+            events = asyncio.run(run_with_receiver(cluster, receiver))
     counts: dict[str, int] = {}
     for event in events:
         counts[event["type"]] = counts.get(event["type"], 0) + 1
@@ -172,4 +209,9 @@ def demo(args) -> int:  # type: ignore[no-untyped-def]
     print("\nevents by type:")
     for type_, n in sorted(counts.items()):
         print(f"  {type_:<36} {n:>5}")
+    print(
+        f"\nwebhooks at the demo receiver: {len(receiver.received)} signatures verified"
+        f" (standardwebhooks), {receiver.rejected} refused,"
+        f" {len(receiver.delivered_ids())} notifications delivered"
+    )
     return 0

@@ -9,9 +9,7 @@ last one; every service runs, idle but the notifier."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from pathlib import Path
 
 from services.bootstrap import SERVICES
 from services.cluster import Cluster
+from services.notifier.domain.endpoints import new_secret
 from services.notifier.receiver import Received, WebhookReceiver
 from shared import events as ev
 from shared.envelope import build
@@ -34,7 +33,7 @@ class NotifierResult:
 
 
 def measure(data_dir: Path, requests: int) -> NotifierResult:
-    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    secret = new_secret()
     port = free_port()
     endpoint = {
         "name": "bench",

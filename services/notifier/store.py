@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from services.notifier import tables
 from services.notifier.domain.delivery import SOURCE, Delivery, Outcome, Settled
-from services.notifier.domain.outcome import AttemptStatus
 from services.notifier.repository import Attempt, Key
 from shared import events as ev
 from shared import outbox
@@ -109,7 +109,7 @@ class PostgresDeliveryRepository:
         async with self._transaction() as conn:
             fresh: set[Key] = set()
             if deliveries:
-                rows = await conn.fetch(ADD, *_columns([_row(d) for d in deliveries]))
+                rows = await conn.fetch(ADD, *tables.columns([tables.row(d) for d in deliveries]))
                 fresh = {(r["notification_id"], r["endpoint"]) for r in rows}
             await self._publish(
                 conn,
@@ -130,7 +130,7 @@ class PostgresDeliveryRepository:
         async with self._transaction() as conn:
             rows = await conn.fetch(CLAIM, now, lease_until, names, [slots[n] for n in names])
         rows = sorted(rows, key=lambda r: (r["due_at"], r["accepted_at"], r["notification_id"]))
-        return [_delivery(r) for r in rows]
+        return [tables.delivery(r) for r in rows]
 
     async def record(self, settled: Settled, attempt: Attempt | None) -> bool:
         return (await self.record_many([(settled, attempt)]))[0]
@@ -138,14 +138,14 @@ class PostgresDeliveryRepository:
     async def record_many(self, recorded: Sequence[tuple[Settled, Attempt | None]]) -> list[bool]:
         if not recorded:
             return []
-        rows = [_recorded_row(pos, s, a) for pos, (s, a) in enumerate(recorded)]
+        rows = [tables.recorded_row(pos, s, a) for pos, (s, a) in enumerate(recorded)]
         async with self._transaction() as conn:
-            stored = {r["pos"] for r in await conn.fetch(RECORD, *_columns(rows))}
+            stored = {r["pos"] for r in await conn.fetch(RECORD, *tables.columns(rows))}
             attempts = [
-                _attempt_row(a) for pos, (_, a) in enumerate(recorded) if pos in stored and a
+                tables.attempt_row(a) for pos, (_, a) in enumerate(recorded) if pos in stored and a
             ]
             if attempts:
-                await conn.execute(ATTEMPTS, *_columns(attempts))
+                await conn.execute(ATTEMPTS, *tables.columns(attempts))
             outcomes = [s.outcome for pos, (s, _) in enumerate(recorded) if pos in stored]
             await self._publish(conn, [o for o in outcomes if o is not None])
         return [pos in stored for pos in range(len(recorded))]
@@ -155,7 +155,7 @@ class PostgresDeliveryRepository:
             f"SELECT {COLUMNS} FROM deliveries WHERE notification_id = $1 AND endpoint = $2",
             *key,
         )
-        return _delivery(row) if row else None
+        return tables.delivery(row) if row else None
 
     async def pending_for(self, endpoint: str) -> list[Delivery]:
         return await self._select("state = 'pending' AND endpoint = $1", endpoint)
@@ -181,7 +181,7 @@ class PostgresDeliveryRepository:
                 key[1],
                 r["number"],
                 r["at"],
-                _status(r["status"]),  # type: ignore[arg-type]
+                tables.status(r["status"]),  # type: ignore[arg-type]
                 timedelta(seconds=r["retry_after_s"]) if r["retry_after_s"] is not None else None,
             )
             for r in rows
@@ -217,7 +217,7 @@ class PostgresDeliveryRepository:
             " ORDER BY accepted_at, notification_id, endpoint",
             *args,
         )
-        return [_delivery(r) for r in rows]
+        return [tables.delivery(r) for r in rows]
 
     async def _publish(self, conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
         """Queue each outcome not queued before (by its event id), in order."""
@@ -228,7 +228,7 @@ class PostgresDeliveryRepository:
             (o.id, o.type, o.data.notification_id, o.data.endpoint, str(o.data.status))
             for o in outcomes
         ]
-        fresh = {r["id"] for r in await conn.fetch(OUTCOMES, *_columns(rows), now)}
+        fresh = {r["id"] for r in await conn.fetch(OUTCOMES, *tables.columns(rows), now)}
         envelopes = [
             build(
                 o.type,
@@ -244,76 +244,3 @@ class PostgresDeliveryRepository:
         await outbox.enqueue_events(conn, envelopes)
         if envelopes:
             self.on_queued()
-
-
-def _recorded_row(pos: int, settled: Settled, attempt: Attempt | None) -> tuple[Any, ...]:
-    d = settled.delivery
-    before = d.attempts - (1 if attempt is not None else 0)
-    return (
-        d.notification_id,
-        d.endpoint,
-        d.state,
-        d.attempts,
-        d.next_attempt_at,
-        _status_text(d.last_status),
-        d.finished_at,
-        before,
-        pos,
-    )
-
-
-def _attempt_row(a: Attempt) -> tuple[Any, ...]:
-    retry_after = a.retry_after.total_seconds() if a.retry_after is not None else None
-    return (a.notification_id, a.endpoint, a.number, a.at, str(a.status), retry_after)
-
-
-def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as columns, the arrays ``unnest`` takes."""
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
-def _row(d: Delivery) -> tuple[Any, ...]:
-    return (
-        d.notification_id,
-        d.endpoint,
-        d.patient_id,
-        d.alert_id,
-        d.alert,
-        d.audience,
-        d.body,
-        d.accepted_at,
-        d.state,
-        d.attempts,
-        d.next_attempt_at,
-        _status_text(d.last_status),
-        d.finished_at,
-    )
-
-
-def _delivery(r: Mapping[str, Any]) -> Delivery:
-    return Delivery(
-        notification_id=r["notification_id"],
-        endpoint=r["endpoint"],
-        patient_id=r["patient_id"],
-        alert_id=r["alert_id"],
-        alert=r["alert"],
-        audience=r["audience"],
-        body=bytes(r["body"]),
-        accepted_at=r["accepted_at"],
-        state=r["state"],
-        attempts=r["attempts"],
-        next_attempt_at=r["next_attempt_at"],
-        last_status=_status(r["last_status"]),
-        finished_at=r["finished_at"],
-    )
-
-
-def _status_text(status: AttemptStatus | None) -> str | None:
-    return None if status is None else str(status)
-
-
-def _status(text: str | None) -> AttemptStatus | None:
-    """An HTTP status is stored as its digits; an error class as its name."""
-    if text is None:
-        return None
-    return int(text) if text.isdigit() else text  # type: ignore[return-value]

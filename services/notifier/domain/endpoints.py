@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import secrets
 from collections.abc import Iterable, Sequence
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -33,6 +34,12 @@ MAX_SECRET_BYTES = 64
 #: Standard Webhooks recommends a request timeout between 15 and 30 s.
 MAX_TIMEOUT_S = 30.0
 LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def new_secret(n_bytes: int = 32) -> str:
+    """A fresh Standard Webhooks signing secret (``whsec_`` and base64 of random
+    bytes), for the demo's own receiver and for tests."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(n_bytes)).decode()
 
 
 def _check_secret(value: SecretStr) -> SecretStr:

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import os
 from datetime import UTC, datetime
 
-from services.notifier.domain.endpoints import Endpoint
+from services.notifier.domain.endpoints import Endpoint, new_secret
 from shared import events as ev
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-
-
-def new_secret(n: int = 32) -> str:
-    return "whsec_" + base64.b64encode(os.urandom(n)).decode()
 
 
 def endpoint(name: str = "care-team-pager", **kw: object) -> Endpoint:
