@@ -104,9 +104,13 @@ class WebhookReceiver:
         script = self._script if webhook_id is None else self._by_id[webhook_id]
         script.extend([Answer(status, headers)] * times)
 
-    def hang(self, *, times: int = 1, seconds: float = 3600.0) -> None:
-        """Hold the next ``times`` requests without answering (the sender times out)."""
-        self._script.extend([Answer(200, hold_s=seconds)] * times)
+    def hang(
+        self, *, times: int = 1, seconds: float = 3600.0, webhook_id: str | None = None
+    ) -> None:
+        """Hold the next ``times`` requests (carrying ``webhook_id``, if given) without
+        answering: the sender times out."""
+        script = self._script if webhook_id is None else self._by_id[webhook_id]
+        script.extend([Answer(200, hold_s=seconds)] * times)
 
     def slow(self, seconds: float, *, times: int = 1) -> None:
         """Answer 200 to the next ``times`` requests after ``seconds``."""

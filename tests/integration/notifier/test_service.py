@@ -11,25 +11,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.notifier import service
 from services.notifier.acknowledging import acknowledge_call
-from services.notifier.config import NotifierConfig
 from services.notifier.domain.acknowledgement import new_token
 from services.notifier.receiver import WebhookReceiver
-from services.notifier.service import SPEC
 from shared.envelope import build
-from shared.topics import CLINICAL_EVENTS, DELIVERIES, NOTIFICATIONS
-from tests.integration.harness import Harness, patient_messages, produce
+from shared.topics import CLINICAL_EVENTS, DELIVERIES
+from tests.integration.harness import patient_messages
+from tests.integration.notifier.serving import notifier_serving, requested
 from tests.unit.notifier.helpers import endpoint, new_secret, request
 
 pytestmark = pytest.mark.infra
 
 T0 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
-
-
-def requested(patient: str, alert_id: str) -> dict:
-    data = request(patient_id=patient, alert_id=alert_id)
-    return build("ntx.notification.requested.v1", data, source="ntx/alerts", time=T0)
 
 
 @pytest.fixture
@@ -40,26 +33,14 @@ async def running(infra, unique):
     token, digest = new_token()
     async with WebhookReceiver(secret) as receiver:
         pager = endpoint("pager", url=receiver.url, secret=secret, ack_token_sha256=digest)
-        service.use_config(NotifierConfig(endpoints=(pager,)))
-        try:
-            async with Harness(SPEC, infra, f"notifier_{unique}", timer_poll_s=0.02) as harness:
-                harness.clock.set(T0)
-
-                async def send(event: dict) -> None:
-                    key = event["subject"].encode()
-                    await produce(
-                        infra.bootstrap, NOTIFICATIONS.name, key, json.dumps(event).encode()
-                    )
-
-                yield receiver, harness, send, token
-        finally:
-            service.use_config(None)
+        async with notifier_serving(infra, unique, pager, T0) as (harness, send):
+            yield receiver, harness, send, token
 
 
 async def test_a_request_becomes_a_verified_webhook_and_a_delivered_outcome(infra, unique, running):
     receiver, _, send, _ = running
     patient = f"pt-{unique}"
-    event = requested(patient, f"a-{unique}")
+    event = requested(patient, f"a-{unique}", T0)
     await send(event)
     assert await receiver.wait_for(lambda r: event["id"] in r.delivered_ids(), timeout=30)
     [arrival] = [r for r in receiver.received if r.webhook_id == event["id"]]
@@ -81,7 +62,7 @@ async def test_a_request_becomes_a_verified_webhook_and_a_delivered_outcome(infr
 async def test_a_500_is_retried_and_the_request_delivered_once(infra, unique, running):
     receiver, harness, send, _ = running
     patient = f"pt-{unique}"
-    event = requested(patient, f"a-{unique}")
+    event = requested(patient, f"a-{unique}", T0)
     receiver.answer(500, webhook_id=event["id"])
     await send(event)
     assert await receiver.wait_for(lambda r: r.count(event["id"]) == 1, timeout=30)
@@ -97,7 +78,7 @@ async def test_a_500_is_retried_and_the_request_delivered_once(infra, unique, ru
 async def test_an_acknowledgement_becomes_alert_acknowledged(infra, unique, running):
     receiver, harness, send, token = running
     patient, alert_id = f"pt-{unique}", f"a-{unique}"
-    event = requested(patient, alert_id)
+    event = requested(patient, alert_id, T0)
     await send(event)
     assert await receiver.wait_for(lambda r: r.count(event["id"]) == 1, timeout=30)
     runtime, auth = harness.runtime, f"Bearer {token}"
