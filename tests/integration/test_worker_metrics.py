@@ -42,7 +42,7 @@ def test_lag_outbox_age_and_handling_time_are_exported(infra, service, unique): 
 
     deadline = time.monotonic() + 30
     while True:
-        status, text = service.get("/metrics")
+        status, text = service.call("/metrics")
         assert status == 200
         handled = sample(text, "ntx_batch_handling_seconds_count", service="intake")
         waited = sample(text, "ntx_outbox_age_seconds_count", service="intake")
