@@ -168,7 +168,9 @@ async def test_an_unknown_patient_is_adopted_and_counted(infra, unique):
         ("ntx.alert.raised.v1", "missed_dose")
     ]
     assert [n["data"]["audience"] for n in notes] == ["care_team"]
-    assert ADOPTED._value.get() == before + 1
+    # at least this one: a fresh schema reads the topics from their start, where other
+    # tests may have left patients this service adopts too
+    assert ADOPTED._value.get() >= before + 1
 
 
 def administered(patient: str, at: datetime) -> dict:
