@@ -169,13 +169,16 @@ async def test_failed_notifications_of_a_critical_alert_escalate_it_once(alerts)
     assert await alerts.published() == []  # once per alert: the second round adds nothing
 
 
-def test_a_malformed_outcome_is_refused_at_the_door_naming_the_field():
+@pytest.mark.parametrize(
+    "field, value", [("status", "unplugged"), ("attempts", 10**400)], ids=["status", "attempts"]
+)
+def test_a_malformed_outcome_is_refused_at_the_door_naming_the_field(field, value):
     request = {
         "id": "n-1",
         "data": {"patient_id": "p1", "alert_id": "a-1", "audience": "care_team"},
     }
     bad = failed_outcome(request)
-    bad["data"]["status"] = "unplugged"
+    bad["data"][field] = value
     with pytest.raises(InvalidEvent) as refused:
         check(json.dumps(bad).encode(), T0)
-    assert refused.value.field.startswith("data.status")
+    assert refused.value.field.startswith(f"data.{field}")
