@@ -51,7 +51,7 @@ async def test_a_critical_alert_whose_notifications_all_failed_escalates_once(in
         notes = await on_topic(infra, NOTIFICATIONS.name, patient, 4)
         for request in notes[2:]:  # the second round fails too
             await send(infra.bootstrap, failed(request))
-        assert await eventually(lambda: _settled(h, patient, 7))
+        assert await eventually(lambda: _settled(h, patient, 7), timeout=90)
         rows = await audit(infra, schema, patient)
     assert h.outcomes_for(patient) == ["handled"] * 4 + ["repeat"] + ["handled"] * 2
     assert [(a["type"], a["data"]["reason"], a["data"]["severity"]) for a in alerts] == [
