@@ -20,7 +20,7 @@ from services.alerts.repository import AlertStates, Audited, PgAlertStates
 from shared.envelope import Event
 from shared.runtime import ServiceSpec
 from shared.timers import TimerRow
-from shared.topics import CLINICAL_EVENTS, SCHEDULE
+from shared.topics import CLINICAL_EVENTS, DELIVERIES, SCHEDULE
 from shared.unit_of_work import UnitOfWork
 
 #: DESIGN.md §4.3 r2: a patient adopted without a plan seen is counted, so operators
@@ -82,7 +82,7 @@ def _apply(ctx: Context, patient_id: str, outcome: Outcome) -> PatientAlertState
 
 SPEC = ServiceSpec(
     name="alerts",
-    topics=(SCHEDULE, CLINICAL_EVENTS),
+    topics=(SCHEDULE, CLINICAL_EVENTS, DELIVERIES),
     migrations=Path(__file__).parent / "migrations",
     handle=handle_batch,
     handles=frozenset(HANDLERS),

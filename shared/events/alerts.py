@@ -35,6 +35,10 @@ class NotificationRequested(Data):
 ENDPOINT_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 EndpointName = Annotated[str, Field(pattern=ENDPOINT_NAME_PATTERN)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
+#: A bound on an outcome's ``attempts`` that no real delivery nears (the retry schedule
+#: makes about 30 attempts in its 24 h, an operator's retry a schedule more), so an
+#: absurd number is refused at the door by name, as every number of an input is.
+MAX_ATTEMPTS = 1_000_000
 #: Why an attempt got no HTTP status, or why no attempt was made.
 DeliveryError = Literal["timeout", "connection_error", "endpoint_disabled", "no_endpoint"]
 
@@ -48,5 +52,5 @@ class NotificationOutcome(Data):
     alert_id: str = Field(min_length=1, max_length=128)
     audience: Audience
     endpoint: EndpointName | None
-    attempts: int = Field(ge=0)
+    attempts: int = Field(ge=0, le=MAX_ATTEMPTS)
     status: HttpStatus | DeliveryError

@@ -104,6 +104,14 @@ def test_month_start_across_three_processes(clean):
     assert alerts[("pt-oral-miss", "resolved", "overdose_risk", "blockade_lapsed")] == 1
     assert alerts[("pt-stop", "raised", "overdose_risk", "discontinued")] == 1
     assert not [k for k in alerts if k[0] in ("pt-xr", "pt-deferred")]  # adherent: quiet
+    # The notifier runs with no endpoint: every request fails at once (no_endpoint) and
+    # comes back on ntx.deliveries.v1, so each critical alert escalates once for it
+    # (DESIGN.md §4.3 r2), and its second failed round adds nothing.
+    undelivered = {k: n for k, n in alerts.items() if k[3] == "notifications_failed"}
+    assert undelivered == {
+        ("pt-oral-miss", "escalated", "overdose_risk", "notifications_failed"): 1,
+        ("pt-stop", "escalated", "overdose_risk", "notifications_failed"): 1,
+    }
     notes = [e["data"] for e in clean[NOTIFICATIONS.name]]
     assert all(n["offer_naloxone"] for n in notes if n["alert"] == "overdose_risk")
     assert {n["audience"] for n in notes} == {"care_team", "patient"}  # consent: no external

@@ -37,6 +37,7 @@ class Harness:
         self.infra = infra
         self.group = group or f"g-{schema}"
         self.outcomes: list[tuple[str, bytes | None]] = []
+        self.topics_seen: list[str] = []  # the topic of each outcome, in step
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> Harness:
@@ -69,9 +70,16 @@ class Harness:
             ]
             outcomes = await self.runtime.process_batch(batch)
             self.outcomes.extend((o, m.key) for o, m in zip(outcomes, msgs, strict=True))
+            self.topics_seen.extend(m.topic for m in msgs)
 
-    def outcomes_for(self, patient: str) -> list[str]:
-        return [o for o, key in self.outcomes if key == patient.encode()]
+    def outcomes_for(self, patient: str, topic: str | None = None) -> list[str]:
+        """The patient's outcomes in order; only those of messages on ``topic``, if
+        given (a service also hears of a patient on its other input topics)."""
+        return [
+            o
+            for (o, key), seen in zip(self.outcomes, self.topics_seen, strict=True)
+            if key == patient.encode() and topic in (None, seen)
+        ]
 
     async def __aexit__(self, *exc) -> None:
         if self._task:

@@ -15,6 +15,7 @@ from shared import db
 from shared.clock import SimulatedClock
 from shared.topics import (
     CLINICAL_EVENTS,
+    DELIVERIES,
     DLQ,
     INTAKE_DECISIONS,
     INTAKE_REQUESTS,
@@ -123,6 +124,7 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
             CLINICAL_EVENTS.name: [scheduler, alerts],
             INTAKE_DECISIONS.name: [scheduler],  # a forged decision arrives here too
             SCHEDULE.name: [alerts],
+            DELIVERIES.name: [alerts],  # delivery outcomes the notifier publishes
         }
         assert await eventually(lambda: _all_seen(cases, unique, consumers), timeout=90)
         for h in harnesses:
@@ -132,8 +134,11 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
             await h.__aexit__(None, None, None)
     for n, (type_, mutation) in enumerate(cases):
         patient = f"h{n}-{unique}"
-        for h in consumers[event_type(type_).topic.name]:
-            outcomes = h.outcomes_for(patient)
+        topic = event_type(type_).topic.name
+        for h in consumers[topic]:
+            # the topic's own: the notifier's outcomes of the alerts a good message
+            # raised reach the alerts service too, on ntx.deliveries.v1
+            outcomes = h.outcomes_for(patient, topic)
             spec = h.runtime.spec
             good = "handled" if spec.handles is None or type_ in spec.handles else "ignored"
             if mutation[0] in OFF_KEY:
@@ -163,8 +168,9 @@ async def test_hostile_messages_are_dead_lettered_and_good_ones_handled(infra, u
 async def _all_seen(batch, unique, consumers) -> bool:
     for n, (type_, mutation) in enumerate(batch):
         patient = f"h{n}-{unique}"
-        for h in consumers[event_type(type_).topic.name]:
-            seen = h.outcomes_for(patient)
+        topic = event_type(type_).topic.name
+        for h in consumers[topic]:
+            seen = h.outcomes_for(patient, topic)
             wrong_key = mutation[0] == "wrong_key" and h.outcomes_for("someone-else")
             nul_key = mutation[0] == "nul_key" and h.outcomes_for(patient + "\x00")
             no_key = mutation[0] == "missing_key" and [o for o, k in h.outcomes if k is None]

@@ -33,9 +33,7 @@ def test_the_broker_principals_are_the_registered_services():
 def test_each_service_consumes_what_the_topic_registry_says():
     for name in bootstrap.SERVICES:
         spec = bootstrap.load_spec(name)
-        assert {t.name for t in spec.topics} == {
-            t.name for t in ALL_TOPICS if name in t.consumers
-        } - {"ntx.deliveries.v1"}  # alerts may read delivery outcomes; not consumed yet
+        assert {t.name for t in spec.topics} == {t.name for t in ALL_TOPICS if name in t.consumers}
 
 
 def test_build_gives_a_runtime_of_that_service_with_what_it_was_given(monkeypatch):

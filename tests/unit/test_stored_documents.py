@@ -11,12 +11,21 @@ from pathlib import Path
 
 import pytest
 
+from services.alerts.domain.engine import Timer, on_timer
 from services.alerts.domain.state import STORED as ALERT_STATE
 from services.intake.domain.stored import STORED as INTAKE_REQUEST
 from services.intake.domain.stored import stored_json
 from services.scheduler.domain.state import STORED as PLAN_STATE
 from shared.events import IntakeRequested
 from shared.stored import StoredDocumentError, VersionedDocument
+from tests.unit.alerts.test_deliveries import (
+    T0,
+    apply,
+    escalations,
+    outcome_line,
+    raised_critical,
+    requests,
+)
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "stored"
 DOCUMENTS: dict[str, VersionedDocument] = {
@@ -109,8 +118,32 @@ def test_a_stored_request_round_trips_exactly():
 
 
 @pytest.mark.parametrize("name", DOCUMENTS)
-@pytest.mark.parametrize("version", [0, 3, "2", None, 2.0])
+@pytest.mark.parametrize("version", [0, "next", "2", None, 2.0])
 def test_a_version_no_upcaster_knows_is_refused_by_name(name, version):
     row = json.loads((FIXTURES / name / "v2.json").read_text())
+    if version == "next":  # one past the newest
+        version = DOCUMENTS[name].version + 1
     with pytest.raises(StoredDocumentError, match="schema_version"):
         DOCUMENTS[name].load(json.dumps({**row, "schema_version": version}))
+
+
+@pytest.mark.parametrize("escalated", [False, True])
+def test_a_version_2_open_alert_has_its_latest_round_derived_again(escalated):
+    """Version 2 kept no notification rounds: the upcaster derives the raise's requests
+    (or, once escalated by time, the escalation's), so outcomes for an alert open
+    across the upgrade still count, and a failed round escalates."""
+    state, reqs = raised_critical(notify_patient=True)
+    if escalated:
+        alert = state.open_alerts["overdose_risk:discontinued"]
+        payload = {"alert": "overdose_risk:discontinued", "alert_id": alert.alert_id}
+        out = on_timer(state, Timer("escalate:x", T0, "escalate", payload), T0)
+        state, reqs = out.state, requests(out)
+    row = json.loads(state.model_dump_json())
+    for alert in row["open_alerts"].values():
+        del alert["notified"], alert["undelivered_escalations"]
+    loaded = ALERT_STATE.load(json.dumps({**row, "schema_version": 2}))
+    assert loaded == state
+    for r in reqs:
+        out = apply(loaded, outcome_line(r))
+        loaded = out.state
+    assert len(escalations([out])) == 1

@@ -4,7 +4,8 @@
 Deadlines are timers, so the worker keeps them in PostgreSQL and the replay keeps
 them in a heap: the same rules run in both. The rules live in ``doses`` (dues,
 administrations, lapses, adoption), ``results`` (screens and liver panels) and
-``course`` (plans, stops, holds, procedures, acknowledgements)."""
+``course`` (plans, stops, holds, procedures, acknowledgements) and ``deliveries``
+(what became of the notifications asked for)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.alerts.domain import course, doses, results
+from services.alerts.domain import course, deliveries, doses, results
 from services.alerts.domain.lifecycle import Emit, Outcome, Step, Timer
 from services.alerts.domain.results import hepatotoxicity_severity
 from services.alerts.domain.settings import DEFAULT_SETTINGS, AlertSettings
@@ -68,6 +69,8 @@ HANDLERS: dict[str, Callable[[Step, Any, str], None]] = {
     "ntx.procedure.scheduled.v1": course.procedure,
     "ntx.treatment.stopped.v1": course.stopped,
     "ntx.alert.acknowledged.v1": course.acknowledged,
+    "ntx.notification.delivered.v1": deliveries.delivered,
+    "ntx.notification.failed.v1": deliveries.failed,
 }
 
 

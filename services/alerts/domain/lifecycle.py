@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.alerts.domain.settings import AlertSettings
-from services.alerts.domain.state import OpenAlert, PatientAlertState
+from services.alerts.domain.state import (
+    Notified,
+    OpenAlert,
+    PatientAlertState,
+    consented_audiences,
+    request_id,
+)
 from shared import events as ev
 from shared.ids import stable_id
 
@@ -32,6 +38,8 @@ OPIOID_USE: Spec = ("opioid_use_detected", "urine_screen_positive", "high")
 HEPATOTOXICITY = ("hepatotoxicity", "transaminases_elevated")
 BLOCKADE_AT_PROCEDURE: Spec = ("blockade_at_procedure", "covered_on_procedure_day", "high")
 SUPERSEDED = "superseded"
+#: [r2] the reason of an escalation because no notification of a round was delivered.
+NOTIFICATIONS_FAILED = "notifications_failed"
 SEVERITY_RANK = {"info": 0, "warning": 1, "high": 2, "critical": 3}
 
 
@@ -108,6 +116,14 @@ class Step:
         alert.escalated = True
         self._announce("ntx.alert.escalated.v1", alert, transition or f"escalated:{alert.severity}")
 
+    def escalate_undelivered(self, key: str) -> None:
+        """[r2] No notification of the alert's latest round reached anyone: escalate
+        (same severity) and ask again, counted so it happens a bounded number of times."""
+        alert = self.state.open_alerts[key]
+        alert.undelivered_escalations += 1
+        transition = f"undelivered:{alert.undelivered_escalations}"
+        self._announce("ntx.alert.escalated.v1", alert, transition, NOTIFICATIONS_FAILED)
+
     def upgrade(self, key: str, severity: str, cause: str) -> None:
         """A worse result: the new severity is announced, needs its own acknowledgement,
         and from now on escalates as an alert of that severity would."""
@@ -138,8 +154,13 @@ class Step:
                 Timer(f"escalate:{key}", self.now + after[alert.severity], "escalate", payload)
             )
 
-    def _announce(self, type_: str, alert: OpenAlert, transition: str) -> None:
-        self._emit(type_, changed(self.state, alert), alert.alert_id, transition)
+    def _announce(
+        self, type_: str, alert: OpenAlert, transition: str, why: str | None = None
+    ) -> None:
+        """The change, and one notification request per audience: a new round, which
+        the alert remembers (ids and audiences) to match the outcomes that come back."""
+        self._emit(type_, changed(self.state, alert, why), alert.alert_id, transition)
+        alert.notified = []
         for audience in audiences(self.state):
             note = ev.NotificationRequested(
                 patient_id=self.state.patient_id,
@@ -152,6 +173,8 @@ class Step:
             self._emit(
                 "ntx.notification.requested.v1", note, alert.alert_id, f"{transition}:{audience}"
             )
+            sent = request_id(alert.alert_id, transition, audience)
+            alert.notified.append(Notified(notification_id=sent, audience=audience))
 
     def _emit(self, type_: str, data: BaseModel, alert_id: str, transition: str) -> None:
         self.out.emits.append(Emit(type_, data, stable_id(alert_id, transition)))
@@ -170,4 +193,4 @@ def changed(state: PatientAlertState, alert: OpenAlert, why: str | None = None) 
 def audiences(state: PatientAlertState) -> list[str]:
     """Care team always; others only with consent (42 CFR Part 2); an adopted
     patient's consent is unknown, so the care team only."""
-    return ["care_team"] + ["patient"] * state.notify_patient + ["external"] * state.notify_external
+    return consented_audiences(state.notify_patient, state.notify_external)

@@ -41,6 +41,13 @@ class AlertSettings:
     # DESIGN.md §4.3: unacknowledged critical alerts escalate after 1 h, high after 24 h.
     escalate_critical_after: timedelta = timedelta(hours=1)
     escalate_high_after: timedelta = timedelta(hours=24)
+    # DESIGN.md §4.3 r2: a critical alert none of whose notifications could be
+    # delivered escalates at once; once per alert, so a receiver that stays down
+    # (or no endpoint at all) never turns the escalation's own failed round into a
+    # loop. The time-based escalations above are counted apart.
+    undelivered_escalations_per_alert: int = 1
+    # The severities DESIGN.md §4.3 r2 escalates on undelivered notifications.
+    escalate_undelivered_severities: frozenset[str] = frozenset({"critical"})
     # Most fatal overdoses after XR-NTX came within 2 months of the last injection
     # (DESIGN.md §4.3): the post-stop risk, and positive screens within it, count.
     post_stop_risk: timedelta = timedelta(days=60)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.ids import stable_id
 from shared.stored import VersionedDocument
 
 
@@ -29,6 +30,17 @@ class Administration(BaseModel):
     at: datetime
 
 
+class Notified(BaseModel):
+    """[r2] One notification request of an alert's latest round, and what the notifier
+    said of it: an audience may have several endpoints, each with its own outcome."""
+
+    model_config = ConfigDict(extra="forbid")
+    notification_id: str
+    audience: str
+    delivered: bool = False
+    failed: bool = False
+
+
 class OpenAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alert_id: str
@@ -38,13 +50,17 @@ class OpenAlert(BaseModel):
     raised_at: datetime
     acknowledged: bool = False
     escalated: bool = False
+    #: [r2] the requests of the latest announcement (raise or escalation).
+    notified: list[Notified] = Field(default_factory=list)
+    #: [r2] escalations so far because a whole round went undelivered.
+    undelivered_escalations: int = 0
 
 
 class PatientAlertState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     #: The stored shape's version: bump it, with an upcaster, when the shape changes.
-    schema_version: Literal[2] = 2
+    schema_version: Literal[3] = 3
     patient_id: str
     has_plan: bool = False
     #: [r2] under treatment without a plan seen: adopted from a due or administration.
@@ -102,4 +118,33 @@ def _v1_to_v2(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-STORED = VersionedDocument(PatientAlertState, (_v1_to_v2,))
+def consented_audiences(notify_patient: bool, notify_external: bool) -> list[str]:
+    """Care team always; others only with consent (42 CFR Part 2)."""
+    return ["care_team"] + ["patient"] * notify_patient + ["external"] * notify_external
+
+
+def request_id(alert_id: str, transition: str, audience: str) -> str:
+    """The event id of the notification request of one transition and audience (the
+    notifier's ``notification_id``), derived from its cause like every alert event."""
+    return stable_id(alert_id, f"{transition}:{audience}")
+
+
+def _v2_to_v3(doc: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 kept no notification rounds. Each open alert's latest round is derived
+    again (ids are derived from causes): its time-based escalation's if it had one,
+    else its raise's, to the audiences consent allows now. Only critical alerts use
+    it, and those are raised and escalated by exactly these transitions; a wrong
+    guess for another matches no outcome, so changes nothing."""
+    audiences = consented_audiences(
+        bool(doc.get("notify_patient")), bool(doc.get("notify_external"))
+    )
+    for alert in doc.get("open_alerts", {}).values():
+        transition = f"escalated:{alert['severity']}" if alert.get("escalated") else "raised"
+        alert["notified"] = [
+            {"notification_id": request_id(alert["alert_id"], transition, a), "audience": a}
+            for a in audiences
+        ]
+    return doc
+
+
+STORED = VersionedDocument(PatientAlertState, (_v1_to_v2, _v2_to_v3))

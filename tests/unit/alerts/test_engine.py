@@ -382,6 +382,12 @@ EXPECTED = {
         ("alert.resolved", "blockade_at_procedure"),
         ("alert.raised", "overdose_risk"),
     ],
+    "notifications_failed.jsonl": [
+        ("alert.raised", "overdose_risk"),
+        ("alert.escalated", "overdose_risk"),  # notifications_failed, at once
+        ("alert.escalated", "overdose_risk"),  # unacknowledged after 1 h
+        ("alert.resolved", "overdose_risk"),
+    ],
 }
 
 
