@@ -155,6 +155,9 @@ async def test_a_raised_liver_result_makes_the_schedule_monthly(infra, unique):
     clock = SimulatedClock(T0)
     async with Harness(SPEC, infra, schema, clock=clock) as h:
         await send(infra.bootstrap, accepted(plan(patient, START), T0))
+        # the plan first: the two topics are not ordered with each other, and a result
+        # for a patient without a plan changes no schedule
+        assert await eventually(lambda: _count(h, patient, 1))
         result = event(
             "ntx.lab.resulted.v1",
             T0,
