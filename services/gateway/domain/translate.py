@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ class Translation:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    #: The FHIR path of the resource behind each event (for a Bundle's per-entry answer).
+    paths: list[str] = field(default_factory=list)
 
     @property
     def refused_entries(self) -> list[Issue]:
@@ -92,15 +94,19 @@ async def translate(
         settled = await settle_lone(
             part, patients[part.patient], repos.pending_results, now, wait.days
         )
-        (facts if isinstance(settled, Fact) else issues).append(settled)  # type: ignore[arg-type]
-    events = []
+        if isinstance(settled, Fact):  # answered where this request sent its half
+            facts.append(replace(settled, path=part.path))
+        else:
+            issues.append(settled)
+    events, paths = [], []
     for fact in facts:
         try:
             events.append(event(fact, patients[fact.patient], now))
+            paths.append(fact.path)
         except Refused as exc:
             issues += exc.issues
     _check(doc, issues)
-    return Translation(events, issues)
+    return Translation(events, issues, paths)
 
 
 def _interpret(doc: Document, ctx: Context) -> tuple[list[Meaning], list[Issue]]:
