@@ -91,3 +91,26 @@ def load_clients(env: Mapping[str, str] | None = None) -> tuple[Client, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"{where}: name: client names must be unique")
     return clients
+
+
+#: ``ntx run``'s development client: its token in this file under the data directory
+#: (mode 0600, kept across runs so a walk-through keeps working), never printed.
+DEV_TOKEN_FILE = "gateway-token"
+
+
+def dev_client_env(data_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``NTX_GATEWAY_CLIENTS`` for ``ntx run`` when no client is configured: one
+    client ``dev`` allowed every type and the CDS service, whose token is read from
+    (or first written to) ``data_dir/gateway-token``. Empty when clients are set."""
+    env = os.environ if env is None else env
+    if env.get(CLIENTS_ENV) or env.get(CLIENTS_FILE_ENV):
+        return {}
+    path = data_dir / DEV_TOKEN_FILE
+    if not path.exists():
+        token, _ = new_token()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(token + "\n")
+    digest = token_digest(path.read_text().strip())
+    client = {"name": "dev", "token_sha256": digest, "scopes": [ANY]}
+    return {CLIENTS_ENV: json.dumps([client])}

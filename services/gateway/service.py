@@ -56,5 +56,5 @@ SPEC = ServiceSpec(
     handle=no_input,
     repositories=repositories,
     routes=http.add_routes,
-    check=configured_clients,
+    check=load_clients,  # a bad client list stops `ntx run` before anything starts
 )

@@ -10,8 +10,10 @@ import pytest
 from services.gateway.clients import (
     CLIENTS_ENV,
     CLIENTS_FILE_ENV,
+    DEV_TOKEN_FILE,
     Unauthenticated,
     authenticate,
+    dev_client_env,
     load_clients,
     new_token,
     token_digest,
@@ -83,3 +85,15 @@ def test_a_missing_or_unknown_token_is_unauthenticated(header):
 def test_the_digest_is_the_hex_sha256_of_the_token():
     token, digest = new_token()
     assert digest == token_digest(token) and len(digest) == 64 and token not in digest
+
+
+def test_ntx_run_makes_one_dev_client_whose_token_stays_in_a_private_file(tmp_path):
+    env = dev_client_env(tmp_path, {})
+    path = tmp_path / DEV_TOKEN_FILE
+    token = path.read_text().strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    [client] = load_clients(env)
+    assert client.name == "dev" and client.allows("Observation")
+    assert token not in env[CLIENTS_ENV] and authenticate([client], f"Bearer {token}") == client
+    assert dev_client_env(tmp_path, {}) == env  # the same token next run
+    assert dev_client_env(tmp_path, {CLIENTS_ENV: "[]"}) == {}
