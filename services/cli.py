@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add(
-        "run", _run, "start the embedded broker and PostgreSQL, migrate, run the three services"
+        "run", _run, "start the embedded broker and PostgreSQL, migrate, run the services"
     )
     p.add_argument("--data-dir", default=None, help="where the embedded database lives")
     add("demo", _demo, "a short simulated treatment for a few patients, printed as a timeline")
