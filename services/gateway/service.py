@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 
-from services.gateway import http
+from services.gateway import http, lone_results
 from services.gateway.clients import Client, load_clients
 from services.gateway.repository import GatewayRepos
 from services.gateway.store import MIGRATIONS, on_connection
 from shared.envelope import Event
 from shared.plumbing import PgPlumbing
-from shared.runtime import Context, ServiceSpec
+from shared.runtime import Context, LoopSpec, ServiceSpec
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("ntx.gateway")
@@ -56,5 +56,6 @@ SPEC = ServiceSpec(
     handle=no_input,
     repositories=repositories,
     routes=http.add_routes,
+    loops=(LoopSpec("lone-results", lone_results.report_lone_results, lone_results.poll_s),),
     check=load_clients,  # a bad client list stops `ntx run` before anything starts
 )
