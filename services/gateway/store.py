@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from services.gateway.domain.identity import Identifier
-from services.gateway.domain.pairing import HeldResult
+from services.gateway.domain.pairing import HeldResult, Resulted
 from services.gateway.repository import GatewayRepos
 
 #: The gateway's own migrations (after the plumbing's, in its schema).
@@ -45,6 +45,15 @@ HOLD = (
     " key = $6, resource = $7, path = $8, held_at = $9"
 )
 WHERE_HELD = "WHERE patient_id = $1 AND collected_at = $2 AND analyte = $3"
+RESULTED = (
+    "INSERT INTO resulted_parts (patient_id, collected_at, analyte, key)"
+    " SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[])"
+    " ON CONFLICT DO NOTHING"
+)
+WAS_RESULTED = (
+    "SELECT true FROM resulted_parts"
+    " WHERE patient_id = $1 AND collected_at = $2 AND analyte = $3 AND key = $4"
+)
 SENT = (
     "INSERT INTO sent_events (event_id, type, sent_at)"
     " SELECT i, t, $3 FROM unnest($1::text[], $2::text[]) AS e(i, t)"
@@ -106,6 +115,14 @@ class PgPendingResults:
             r.path,
             r.held_at,
         )
+
+    async def resulted(self, parts: Iterable[Resulted]) -> None:
+        rows = list(parts)
+        if rows:
+            await self.conn.execute(RESULTED, *map(list, zip(*rows, strict=True)))
+
+    async def was_resulted(self, part: Resulted) -> bool:
+        return bool(await self.conn.fetchval(WAS_RESULTED, *part))
 
     async def expire(self, held_before: datetime) -> list[HeldResult]:
         rows = await self.conn.fetch(

@@ -89,6 +89,10 @@ async def translate(
     patients = await resolve(
         [f.patient for f in facts] + [p.patient for p in lone], repos.patient_ids
     )
+    await repos.pending_results.resulted(
+        (patients[p.patient], p.collected_at, p.analyte, p.key)
+        for p in _paired(meanings, lone, issues)
+    )
     wait = settings.lone_result_wait
     for part in lone:
         settled = await settle_lone(
@@ -184,6 +188,17 @@ def _pair(meanings: list[Meaning], issues: list[Issue]) -> tuple[list[Fact], lis
     screen_facts, screen_issues = pair_screens([m for m in meanings if isinstance(m, ScreenPart)])
     issues += lab_issues + screen_issues
     return facts + lab_facts + screen_facts, lone
+
+
+def _paired(meanings: list[Meaning], lone: list[LabPart], issues: list[Issue]) -> list[LabPart]:
+    """The ALT and AST results this request pairs itself: neither lone nor refused as
+    conflicting with another result of the same test."""
+    conflicting = {i.expression for i in issues if i.code == "conflict"}
+    return [
+        m
+        for m in meanings
+        if isinstance(m, LabPart) and m not in lone and m.path not in conflicting
+    ]
 
 
 def _check(doc: Document, issues: list[Issue]) -> None:

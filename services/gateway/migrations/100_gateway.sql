@@ -26,6 +26,16 @@ CREATE TABLE held_results (
 );
 CREATE INDEX held_results_age ON held_results (held_at);
 
+-- Results already sent in a lab.resulted: the same resource sent again alone is
+-- not held (it would be reported as lone after the wait).
+CREATE TABLE resulted_parts (
+    patient_id    text        NOT NULL,
+    collected_at  timestamptz NOT NULL,
+    analyte       text        NOT NULL CHECK (analyte IN ('alt', 'ast')),
+    key           text        NOT NULL,
+    PRIMARY KEY (patient_id, collected_at, analyte, key)
+);
+
 CREATE TABLE sent_events (
     event_id  text        PRIMARY KEY,  -- stable: derived from the causing resources
     type      text        NOT NULL,

@@ -1,7 +1,8 @@
 """Lone liver results through the running gateway: an ALT alone is held (200, a
 note, no event) and paired with its AST sent later into one ``lab.resulted``; one
 still alone after the wait (the gateway's clock moved 8 days) is dead-lettered with
-its FHIR path, its value nowhere in the letter, and no longer held."""
+its FHIR path, its value nowhere in the letter, and no longer held. A half sent
+again after its pair went out is not held again."""
 
 from __future__ import annotations
 
@@ -66,6 +67,12 @@ async def test_a_lone_alt_is_held_then_paired_then_a_lone_one_is_reported(gatewa
     )
     [lab] = [e for m in msgs if (e := json.loads(m.value))["id"] == lab_id]
     assert lab["type"] == "ntx.lab.resulted.v1" and lab["data"]["alt"] == 120.3
+
+    resent, repeat, _ = await asyncio.to_thread(
+        gw.post, "/fhir/Observation", result("alt", f"A{unique}")
+    )
+    assert resent == 200 and event_ids(repeat) == []
+    assert await gw.count("SELECT count(*) FROM held_results") == 0
 
     lone, _, _ = await asyncio.to_thread(gw.post, "/fhir/Observation", result("alt", f"B{unique}"))
     assert lone == 200 and await gw.count("SELECT count(*) FROM held_results") == 1

@@ -33,7 +33,9 @@ async def repos(request):
     await db.migrate(url, SCHEMA, MIGRATIONS)
     conn = await asyncpg.connect(url, server_settings={"search_path": SCHEMA})
     try:
-        await conn.execute("TRUNCATE patient_identifiers, held_results, sent_events")
+        await conn.execute(
+            "TRUNCATE patient_identifiers, held_results, resulted_parts, sent_events"
+        )
         yield on_connection(conn, T0)
     finally:
         await conn.close()
@@ -106,3 +108,15 @@ async def test_an_event_id_is_new_once(repos):
     assert await sent.first_time([a, b], T0) == {"e-b"}
     assert await sent.first_time([a, b], T0) == set()
     assert await sent.first_time([], T0) == set()
+
+
+async def test_a_result_sent_in_a_lab_resulted_is_remembered_by_its_key(repos):
+    pending, at = repos.pending_results, T0 - timedelta(hours=2)
+    assert not await pending.was_resulted(("p-1", at, "alt", "k1"))
+    await pending.resulted([("p-1", at, "alt", "k1"), ("p-1", at, "ast", "k2")])
+    await pending.resulted([("p-1", at, "alt", "k1")])
+    await pending.resulted([])
+    assert await pending.was_resulted(("p-1", at, "alt", "k1"))
+    assert await pending.was_resulted(("p-1", at, "ast", "k2"))
+    assert not await pending.was_resulted(("p-1", at, "alt", "k1-v2"))  # a new version
+    assert not await pending.was_resulted(("p-2", at, "alt", "k1"))
