@@ -141,3 +141,35 @@ def test_cds_discovery_and_order_sign_answer_the_three_card_kinds(gateway):
     body = (EXAMPLES / "cds" / "order_sign_accepted.json").read_bytes()
     assert gateway.post(f"/cds-services/{SERVICE_ID}", body, token=None)[0] == 401
     assert gateway.post(f"/cds-services/{SERVICE_ID}", body, token=gateway.lab_token)[0] == 403
+
+
+async def test_first_posts_for_a_new_patient_at_once_mint_one_pseudonym(gateway):
+    def administration(n: int) -> bytes:
+        data = json.loads((EXAMPLES / "medication_administration_xr.json").read_bytes())
+        data["id"] = f"ma-concurrent-{n}"
+        data["subject"]["identifier"]["value"] = "MRN-CONCURRENT"
+        return json.dumps(data).encode()
+
+    answers = await asyncio.gather(
+        *(
+            asyncio.to_thread(gateway.post, "/fhir/MedicationAdministration", administration(n))
+            for n in range(6)
+        )
+    )
+    assert [status for status, _, _ in answers] == [201] * 6
+    ids = [i for _, answer, _ in answers for i in event_ids(answer)]
+    pseudonyms = (
+        "SELECT count(DISTINCT convert_from(value, 'UTF8')::json->'data'->>'patient_id')"
+        " FROM outbox WHERE convert_from(value, 'UTF8')::json->>'id' = ANY($1::text[])"
+    )
+    assert len(ids) == 6 and await gateway.count(pseudonyms, ids) == 1
+    mapped = "SELECT count(DISTINCT patient_id) FROM patient_identifiers WHERE value = $1"
+    assert await gateway.count(mapped, "MRN-CONCURRENT") == 1
+
+
+def test_the_log_and_metrics_carry_no_token_identifier_or_value(gateway):
+    status, text = gateway.proc.call("/metrics")
+    assert status == 200 and 'ntx_gateway_requests_total{route="fhir",status="201"}' in text
+    log = gateway.proc.log.read_text()
+    for secret in (gateway.token, gateway.lab_token, "MRN-000123", "MRN-CONCURRENT"):
+        assert secret not in log and secret not in text
