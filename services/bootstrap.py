@@ -26,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "scheduler": "services.scheduler.service",
     "alerts": "services.alerts.service",
     "notifier": "services.notifier.service",
+    "gateway": "services.gateway.service",
 }
 SERVICES: tuple[str, ...] = tuple(REGISTRY)
 

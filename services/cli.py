@@ -119,9 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add(
-        "run", _run, "start the embedded broker and PostgreSQL, migrate, run the three services"
-    )
+    p = add("run", _run, "start the embedded broker and PostgreSQL, migrate, run the services")
     p.add_argument("--data-dir", default=None, help="where the embedded database lives")
     add("demo", _demo, "a short simulated treatment for a few patients, printed as a timeline")
 

@@ -84,6 +84,9 @@ class Probes:
         lag = {}
         for name, probe in self.groups.items():
             mine = [tp for tp in parts if tp.topic in inputs[name]]
+            if not mine:  # a service that reads no topic (the gateway) has none to lag
+                lag[f"{name}.lag"] = 0
+                continue
             # Find the group's coordinator anew each time: one that moved (its broker
             # died and came back) answers NOT_COORDINATOR as a group-level error, which
             # aiokafka 0.14 reads as "no commits" and never looks further. A missing

@@ -1,5 +1,5 @@
 """``ntx run``: the embedded broker and PostgreSQL (unless configured elsewhere), the
-migrations, and the three services as three separate processes, each connected as
+migrations, and the services as separate processes, each connected as
 its own database role and restarted if it dies, until Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.bootstrap import SERVICES, load_spec
+from services.gateway.clients import DEV_TOKEN_FILE, dev_client_env
 from services.supervisor import Supervisor
 from shared import db, pgpass
 from shared.infra import EmbeddedStack, create_topics, free_port
@@ -68,8 +69,11 @@ class ServiceProcesses:
         its consumer group has formed). One that exits meanwhile is started again."""
         deadline, restarts = time.monotonic() + timeout, 0
         while time.monotonic() < deadline:
-            found = [self.health(n) or {} for n in self.procs]
-            if all(h.get("ok") and (h.get("partitions") or not assigned) for h in found):
+            found = {n: self.health(n) or {} for n in self.procs}
+            if all(
+                h.get("ok") and (h.get("partitions") or not assigned or not _consumes(n))
+                for n, h in found.items()
+            ):
                 return True
             for name, proc in list(self.procs.items()):
                 if proc.poll() is not None:
@@ -98,6 +102,12 @@ class ServiceProcesses:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         return {name: self.stop(name) for name in list(self.procs)}
+
+
+def _consumes(name: str) -> bool:
+    """Whether the service reads topics (the gateway's input is HTTP: it is never
+    assigned partitions)."""
+    return bool(load_spec(name).topics)
 
 
 def service_env(
@@ -163,7 +173,8 @@ def run(args) -> int:  # type: ignore[no-untyped-def]
     print(f"ntx: starting broker, database and services (data in {data_dir})", flush=True)
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    with running_stack(data_dir) as (stack, procs):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with running_stack(data_dir, dev_client_env(data_dir)) as (stack, procs):
         write_endpoints(data_dir, stack.bootstrap, stack.database_url, stack.settings_env())
         healthy = procs.wait_healthy()
         _print_ready(stack, procs, healthy, data_dir)
@@ -207,4 +218,10 @@ def _print_ready(stack, procs: ServiceProcesses, healthy: bool, data_dir: Path) 
             f"  {name:<9} http://127.0.0.1:{port}/health  log {data_dir / (name + '.log')}",
             flush=True,
         )
+    if "gateway" in procs.ports:
+        token = data_dir / DEV_TOKEN_FILE
+        dev = token.exists() and "dev" in procs.env.get("NTX_GATEWAY_CLIENTS", "")
+        where = f"dev token in {token}" if dev else "clients as configured"
+        base = f"http://127.0.0.1:{procs.ports['gateway']}"
+        print(f"  FHIR R4   {base}/fhir  CDS Hooks {base}/cds-services  ({where})", flush=True)
     print("  Ctrl-C stops everything.", flush=True)

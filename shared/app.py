@@ -62,7 +62,10 @@ def make_app(runtime: Runtime) -> faust.App:
         topic_partitions=6,
         stream_wait_empty=True,
     )
-    _add_agent(app, runtime)
+    if spec.topics:
+        _add_agent(app, runtime)
+    else:  # the gateway consumes nothing (its input is HTTP): no consumer to start
+        app.producer_only = True
     if spec.routes is not None:
         spec.routes(app, runtime)
 
@@ -81,9 +84,10 @@ def make_app(runtime: Runtime) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(web, request):  # type: ignore[no-untyped-def]
-        """Database reachable, partitions assigned, work getting done (DESIGN.md §10)."""
+        """Database reachable, partitions assigned (to a service that consumes), work
+        getting done (DESIGN.md §10)."""
         status = await _health(app, runtime)
-        status["ok"] = bool(status["ok"] and status["partitions"])
+        status["ok"] = bool(status["ok"] and (status["partitions"] or not spec.topics))
         return web.json(status, status=200 if status["ok"] else 503)
 
     @app.page("/health")

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     scheduler_database_url: str | None = None
     alerts_database_url: str | None = None
     notifier_database_url: str | None = None
+    gateway_database_url: str | None = None
     db_pool_min: int = 1
     db_pool_max: int = 5
 

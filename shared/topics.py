@@ -25,8 +25,8 @@ class Topic:
 
 INTAKE_REQUESTS = Topic(
     "ntx.intake.requests.v1",
-    "Intake requests from health systems.",
-    ("health_system",),
+    "Intake requests from health systems (directly, or as FHIR through the gateway).",
+    ("health_system", "gateway"),
     ("intake",),
 )
 INTAKE_DECISIONS = Topic(
@@ -39,7 +39,7 @@ CLINICAL_EVENTS = Topic(
     "ntx.clinical.events.v1",
     "Administrations, results, procedures, stops and acknowledgements from health systems"
     " (and acknowledgements receivers send through the notifier).",
-    ("health_system", "notifier"),
+    ("health_system", "gateway", "notifier"),
     ("scheduler", "alerts"),
 )
 SCHEDULE = Topic(
@@ -69,7 +69,7 @@ DELIVERIES = Topic(
 DLQ = Topic(
     "ntx.dlq.v1",
     "Rejected input: the original bytes and the reason, for operators.",
-    ("intake", "scheduler", "alerts", "notifier"),
+    ("intake", "scheduler", "alerts", "notifier", "gateway"),
     ("operators",),
     partitions=1,  # one order of dead letters for operators; little traffic
 )

@@ -158,10 +158,27 @@ class PendingResults(Protocol):
 
     async def expire(self, held_before: datetime) -> list[HeldResult]: ...
 
+    async def resulted(self, parts: Iterable[Resulted]) -> None:
+        """Remember results already sent in a ``lab.resulted``."""
+        ...
+
+    async def was_resulted(self, part: Resulted) -> bool: ...
+
+
+#: A result sent in a ``lab.resulted``: (patient_id, collected_at, analyte, key).
+Resulted = tuple[str, datetime, str, str]
+
 
 class InMemoryPendingResults:
     def __init__(self) -> None:
         self.held: dict[tuple[str, datetime, str], HeldResult] = {}
+        self.sent: set[Resulted] = set()
+
+    async def resulted(self, parts: Iterable[Resulted]) -> None:
+        self.sent.update(parts)
+
+    async def was_resulted(self, part: Resulted) -> bool:
+        return part in self.sent
 
     async def peek(self, patient_id: str, collected_at: datetime, analyte: str):
         return self.held.get((patient_id, collected_at, analyte))
@@ -180,11 +197,23 @@ class InMemoryPendingResults:
 async def settle_lone(
     part: LabPart, patient_id: str, pending: PendingResults, now: datetime, wait_days: int
 ) -> Fact | Issue:
-    """Pair ``part`` with a held partner, or hold it. A different resource already
+    """Pair ``part`` with a held partner, or hold it (unless this very resource was
+    already sent in a ``lab.resulted``: a resend holds nothing). A different resource already
     held for the same test, patient and time is a conflict, not overwritten; a new
     version of the same resource replaces it (a correction before pairing)."""
+    mine = (patient_id, part.collected_at, part.analyte, part.key)
+    if await pending.was_resulted(mine):  # the same resource again: nothing new to hold
+        return Issue(
+            part.path,
+            f"already sent in a lab.resulted with its {ANALYTE_NAMES[OTHER[part.analyte]]}: "
+            "not held again",
+            "informational",
+            "information",
+        )
     partner = await pending.take(patient_id, part.collected_at, OTHER[part.analyte])
     if partner is not None:
+        theirs = (patient_id, partner.collected_at, partner.analyte, partner.key)
+        await pending.resulted([mine, theirs])
         other = LabPart(
             partner.analyte,
             part.patient,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ class Translation:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
+    #: The FHIR path of the resource behind each event (for a Bundle's per-entry answer).
+    paths: list[str] = field(default_factory=list)
 
     @property
     def refused_entries(self) -> list[Issue]:
@@ -87,20 +89,28 @@ async def translate(
     patients = await resolve(
         [f.patient for f in facts] + [p.patient for p in lone], repos.patient_ids
     )
+    await repos.pending_results.resulted(
+        (patients[p.patient], p.collected_at, p.analyte, p.key)
+        for p in _paired(meanings, lone, issues)
+    )
     wait = settings.lone_result_wait
     for part in lone:
         settled = await settle_lone(
             part, patients[part.patient], repos.pending_results, now, wait.days
         )
-        (facts if isinstance(settled, Fact) else issues).append(settled)  # type: ignore[arg-type]
-    events = []
+        if isinstance(settled, Fact):  # answered where this request sent its half
+            facts.append(replace(settled, path=part.path))
+        else:
+            issues.append(settled)
+    events, paths = [], []
     for fact in facts:
         try:
             events.append(event(fact, patients[fact.patient], now))
+            paths.append(fact.path)
         except Refused as exc:
             issues += exc.issues
     _check(doc, issues)
-    return Translation(events, issues)
+    return Translation(events, issues, paths)
 
 
 def _interpret(doc: Document, ctx: Context) -> tuple[list[Meaning], list[Issue]]:
@@ -178,6 +188,17 @@ def _pair(meanings: list[Meaning], issues: list[Issue]) -> tuple[list[Fact], lis
     screen_facts, screen_issues = pair_screens([m for m in meanings if isinstance(m, ScreenPart)])
     issues += lab_issues + screen_issues
     return facts + lab_facts + screen_facts, lone
+
+
+def _paired(meanings: list[Meaning], lone: list[LabPart], issues: list[Issue]) -> list[LabPart]:
+    """The ALT and AST results this request pairs itself: neither lone nor refused as
+    conflicting with another result of the same test."""
+    conflicting = {i.expression for i in issues if i.code == "conflict"}
+    return [
+        m
+        for m in meanings
+        if isinstance(m, LabPart) and m not in lone and m.path not in conflicting
+    ]
 
 
 def _check(doc: Document, issues: list[Issue]) -> None:

@@ -315,6 +315,23 @@ def test_lone_alt_is_held_then_paired_with_its_ast_whatever_the_order():
     assert together.events[0]["id"] == paired.events[0]["id"]
 
 
+def test_a_half_sent_again_after_its_pair_went_out_is_not_held_again():
+    store = repos()
+    run(liver("1742-6", "a", 50), store)
+    run(liver("1920-8", "b", 30), store)
+    again = run(liver("1742-6", "a", 50), store)
+    assert again.events == [] and [i.severity for i in again.issues] == ["information"]
+    assert "already sent in a lab.resulted" in again.issues[0].message
+    assert store.pending_results.held == {}
+    run(bundle(liver("1742-6", "c", 50, who="MRN-2"), liver("1920-8", "d", 30, who="MRN-2")), store)
+    alone = run(liver("1920-8", "d", 30, who="MRN-2"), store)
+    assert alone.events == [] and store.pending_results.held == {}
+    newer = liver("1742-6", "a", 51)
+    newer["meta"]["versionId"] = "2"
+    corrected = run(newer, store)  # a new version is a new fact: held for a partner
+    assert "held" in corrected.issues[0].message and len(store.pending_results.held) == 1
+
+
 def test_lone_results_of_other_times_or_patients_do_not_pair():
     store = repos()
     run(liver("1742-6", "a", 50), store)
