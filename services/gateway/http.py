@@ -19,6 +19,7 @@ from services.gateway.accepting import FHIR_JSON, Answer, Call
 from services.gateway.capability import capability_statement
 from services.gateway.domain.outcome import Issue
 from services.gateway.domain.settings import DEFAULT_SETTINGS
+from shared.http_body import read_bounded
 from shared.runtime import Runtime
 
 log = logging.getLogger("ntx.gateway")
@@ -102,14 +103,3 @@ def add_routes(app: Any, runtime: Runtime) -> None:
                 configured_clients(), service_id, call, runtime.clock.now()
             )
             return reply(self, "cds", answer)
-
-
-async def read_bounded(content: Any, limit: int) -> bytes:
-    """The body, or its first ``limit + 1`` bytes (enough to refuse it as too large)."""
-    body = b""
-    while len(body) <= limit:
-        chunk = await content.read(limit + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return body

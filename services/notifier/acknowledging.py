@@ -17,6 +17,7 @@ from services.notifier.domain.acknowledgement import (
     authenticate,
     parse_request,
 )
+from shared.http_body import read_bounded
 from shared.runtime import Runtime
 
 PATH = "/acknowledgements"
@@ -54,19 +55,8 @@ def add_routes(app: Any, runtime: Runtime) -> None:
                     {"error": f"larger than {MAX_BODY_BYTES} bytes", "field": "body"},
                 )
             else:
-                body = await _read_bounded(request.content)
+                body = await read_bounded(request.content, MAX_BODY_BYTES)
                 status, answer = await acknowledge_call(
                     runtime, request.headers.get("Authorization"), body
                 )
             return self.json(answer, status=status)
-
-
-async def _read_bounded(content: Any) -> bytes:
-    """The body, or its first ``MAX_BODY_BYTES + 1`` bytes (enough to refuse it)."""
-    body = b""
-    while len(body) <= MAX_BODY_BYTES:
-        chunk = await content.read(MAX_BODY_BYTES + 1 - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return body

@@ -6,7 +6,7 @@ import json
 from datetime import date, datetime
 
 from shared.envelope import build
-from shared.events import IntakeDecided, IntakeRequested, TreatmentPlan
+from shared.events import IntakeDecided, IntakeRequested, NotificationOutcome, TreatmentPlan
 from shared.topics import event_type
 from tests.integration.harness import produce
 
@@ -69,3 +69,19 @@ def event(type_: str, at: datetime, **data) -> dict:
 async def send(bootstrap: str, envelope: dict) -> None:
     topic = event_type(envelope["type"]).topic.name
     await produce(bootstrap, topic, envelope["subject"].encode(), json.dumps(envelope).encode())
+
+
+def failed_outcome(request: dict, at: datetime) -> dict:
+    """``notification.failed`` for a request, as the notifier publishes it when no
+    endpoint is configured for the request's audience."""
+    d = request["data"]
+    outcome = NotificationOutcome(
+        patient_id=d["patient_id"],
+        notification_id=request["id"],
+        alert_id=d["alert_id"],
+        audience=d["audience"],
+        endpoint=None,
+        attempts=0,
+        status="no_endpoint",
+    )
+    return build("ntx.notification.failed.v1", outcome, source="ntx/notifier", time=at)

@@ -8,10 +8,8 @@ import pytest
 
 from services.alerts.service import SPEC
 from shared.clock import SimulatedClock
-from shared.envelope import build
-from shared.events import NotificationOutcome
 from shared.topics import ALERTS, NOTIFICATIONS
-from tests.integration.builders import event, send
+from tests.integration.builders import event, failed_outcome, send
 from tests.integration.harness import Harness, eventually
 from tests.integration.test_alerts_service import T0, _settled, audit, on_topic, plan_created
 
@@ -22,35 +20,22 @@ def stopped(patient: str) -> dict:
     return event("ntx.treatment.stopped.v1", T0, patient_id=patient, stopped_at=T0, reason="other")
 
 
-def failed(request: dict) -> dict:
-    """What the notifier publishes for a request no endpoint is configured for."""
-    d = request["data"]
-    outcome = NotificationOutcome(
-        patient_id=d["patient_id"],
-        notification_id=request["id"],
-        alert_id=d["alert_id"],
-        audience=d["audience"],
-        endpoint=None,
-        attempts=0,
-        status="no_endpoint",
-    )
-    return build("ntx.notification.failed.v1", outcome, source="ntx/notifier", time=T0)
-
-
 async def test_a_critical_alert_whose_notifications_all_failed_escalates_once(infra, unique):
     patient, schema = f"undelivered-{unique}", f"alerts_{unique}"
     clock = SimulatedClock(T0)  # the 1 h escalation never comes due here
     async with Harness(SPEC, infra, schema, clock=clock) as h:
         await send(infra.bootstrap, plan_created(patient))
+        # the plan first: its topic and the stop's are not ordered with each other
+        assert await eventually(lambda: _settled(h, patient, 1))
         await send(infra.bootstrap, stopped(patient))
         first = await on_topic(infra, NOTIFICATIONS.name, patient, 2)
-        outcomes = [failed(request) for request in first]
+        outcomes = [failed_outcome(request, T0) for request in first]
         for outcome in [*outcomes, outcomes[0]]:  # the last one sent again: a repeat
             await send(infra.bootstrap, outcome)
         alerts = await on_topic(infra, ALERTS.name, patient, 2)
         notes = await on_topic(infra, NOTIFICATIONS.name, patient, 4)
         for request in notes[2:]:  # the second round fails too
-            await send(infra.bootstrap, failed(request))
+            await send(infra.bootstrap, failed_outcome(request, T0))
         assert await eventually(lambda: _settled(h, patient, 7), timeout=90)
         rows = await audit(infra, schema, patient)
     assert h.outcomes_for(patient) == ["handled"] * 4 + ["repeat"] + ["handled"] * 2

@@ -13,9 +13,8 @@ import pytest
 from services.alerts.repository import MemoryAlertStates
 from services.alerts.service import SPEC
 from shared.envelope import InvalidEvent, build
-from shared.events import NotificationOutcome
 from shared.ingress import check
-from tests.integration.builders import event, plan
+from tests.integration.builders import event, failed_outcome, plan
 from tests.unit.in_memory import InMemoryService
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -133,30 +132,11 @@ def alerts_event(envelope: dict):
     return check(json.dumps(envelope).encode(), T0)
 
 
-def failed_outcome(request: dict) -> dict:
-    """``notification.failed`` for a request, as the notifier publishes it."""
-    d = request["data"]
-    return build(
-        "ntx.notification.failed.v1",
-        NotificationOutcome(
-            patient_id=d["patient_id"],
-            notification_id=request["id"],
-            alert_id=d["alert_id"],
-            audience=d["audience"],
-            endpoint=None,
-            attempts=0,
-            status="no_endpoint",
-        ),
-        source="ntx/notifier",
-        time=T0,
-    )
-
-
 async def test_failed_notifications_of_a_critical_alert_escalate_it_once(alerts):
     stop = event("ntx.treatment.stopped.v1", T0, patient_id="p1", stopped_at=T0, reason="other")
     await alerts.handle(T0, plan_created("p1"), stop)
     first = [e for e in await alerts.published() if "audience" in e["data"]]
-    outcomes = [failed_outcome(r) for r in first]
+    outcomes = [failed_outcome(r, T0) for r in first]
     assert await alerts.handle(T0, *outcomes) == ["new", "new"]
     assert await alerts.handle(T0, outcomes[0]) == ["repeat"]
     again = await alerts.published()
@@ -165,7 +145,7 @@ async def test_failed_notifications_of_a_critical_alert_escalate_it_once(alerts)
     ]
     second = [e for e in again if "audience" in e["data"]]
     assert sorted(e["data"]["audience"] for e in second) == ["care_team", "patient"]
-    await alerts.handle(T0, *(failed_outcome(r) for r in second))
+    await alerts.handle(T0, *(failed_outcome(r, T0) for r in second))
     assert await alerts.published() == []  # once per alert: the second round adds nothing
 
 
@@ -177,7 +157,7 @@ def test_a_malformed_outcome_is_refused_at_the_door_naming_the_field(field, valu
         "id": "n-1",
         "data": {"patient_id": "p1", "alert_id": "a-1", "audience": "care_team"},
     }
-    bad = failed_outcome(request)
+    bad = failed_outcome(request, T0)
     bad["data"][field] = value
     with pytest.raises(InvalidEvent) as refused:
         check(json.dumps(bad).encode(), T0)

@@ -3,9 +3,12 @@ small HTTP client for it: the tests send what an EHR would, over the wire."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +108,20 @@ def event_ids(outcome: dict[str, Any]) -> list[str]:
         for c in issue.get("details", {}).get("coding", [])
         if c.get("system") == "urn:ntx:event-id"
     ]
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    infra: Any, logs: Path, prefix: str, now: datetime
+) -> AsyncIterator[Gateway]:
+    """A gateway process on its own schema, its simulated clock at ``now``, until the
+    block ends."""
+    clock = FileClock(logs / "clock")
+    clock.set(now)
+    gw = Gateway(infra, prefix, logs / "gateway.log", clock)
+    gw.proc.start()
+    try:
+        await gw.proc.wait_healthy()
+        yield gw
+    finally:
+        gw.proc.kill()

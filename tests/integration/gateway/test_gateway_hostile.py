@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.gateway.domain.settings import DEFAULT_SETTINGS
-from shared.clock import FileClock
-from tests.integration.gateway.client import EXAMPLES, Gateway, event_ids
+from tests.integration.gateway.client import EXAMPLES, Gateway, event_ids, running_gateway
 
 pytestmark = pytest.mark.infra
 
@@ -23,15 +22,8 @@ TABLES = ("outbox", "patient_identifiers", "held_results", "sent_events")
 @pytest.fixture(scope="module")
 async def gateway(infra, tmp_path_factory):
     logs = tmp_path_factory.mktemp("gwhostile")
-    clock = FileClock(logs / "clock")
-    clock.set(NOW)
-    gw = Gateway(infra, f"gh{logs.name[-6:].lower()}_", logs / "gateway.log", clock)
-    gw.proc.start()
-    try:
-        await gw.proc.wait_healthy()
+    async with running_gateway(infra, logs, f"gh{logs.name[-6:].lower()}_", NOW) as gw:
         yield gw
-    finally:
-        gw.proc.kill()
 
 
 def administration(n: int, **changes) -> bytes:

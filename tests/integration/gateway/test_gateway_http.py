@@ -14,9 +14,8 @@ import pytest
 from services.gateway.domain.cds import SERVICE_ID
 from services.gateway.domain.translate import translate
 from services.gateway.repository import in_memory
-from shared.clock import FileClock
 from shared.topics import event_type
-from tests.integration.gateway.client import EXAMPLES, Gateway, event_ids
+from tests.integration.gateway.client import EXAMPLES, event_ids, running_gateway
 from tests.integration.harness import read_topic
 
 pytestmark = pytest.mark.infra
@@ -41,15 +40,8 @@ BUNDLES = [
 async def gateway(infra, tmp_path_factory):
     unique = tmp_path_factory.mktemp("gw").name.replace("-", "_").lower()[-8:]
     logs = tmp_path_factory.mktemp("gwlog")
-    clock = FileClock(logs / "clock")
-    clock.set(NOW)
-    gw = Gateway(infra, f"gw{unique}_", logs / "gateway.log", clock)
-    gw.proc.start()
-    try:
-        await gw.proc.wait_healthy()
+    async with running_gateway(infra, logs, f"gw{unique}_", NOW) as gw:
         yield gw
-    finally:
-        gw.proc.kill()
 
 
 async def expected(name: str) -> list[dict]:
