@@ -13,9 +13,10 @@ from services.notifier import service
 from services.notifier.config import NotifierConfig
 from services.notifier.domain.endpoints import Endpoint
 from services.notifier.service import SPEC
+from shared import db
 from shared.envelope import build
 from shared.topics import NOTIFICATIONS
-from tests.integration.harness import Harness, produce
+from tests.integration.harness import Harness, eventually, produce
 from tests.unit.notifier.helpers import request
 
 Send = Callable[[dict], Awaitable[None]]
@@ -42,3 +43,19 @@ async def notifier_serving(
             yield harness, send
     finally:
         service.use_config(None)
+
+
+async def attempts_recorded(infra, unique: str, notification_id: str, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the notifier has recorded ``n`` attempts of the delivery: the
+    receiver sees an attempt before the notifier settles it on the clock it then
+    reads, so the clock moves on only after that."""
+    conn = await db.connect(infra.database_url, f"notifier_{unique}")
+    try:
+        count = "SELECT count(*) FROM delivery_attempts WHERE notification_id = $1"
+        assert await eventually(lambda: _at_least(conn, count, notification_id, n), timeout=30)
+    finally:
+        await conn.close()
+
+
+async def _at_least(conn, sql: str, notification_id: str, n: int) -> bool:  # type: ignore[no-untyped-def]
+    return await conn.fetchval(sql, notification_id) >= n

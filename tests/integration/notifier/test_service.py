@@ -17,7 +17,7 @@ from services.notifier.receiver import WebhookReceiver
 from shared.envelope import build
 from shared.topics import CLINICAL_EVENTS, DELIVERIES
 from tests.integration.harness import patient_messages
-from tests.integration.notifier.serving import notifier_serving, requested
+from tests.integration.notifier.serving import attempts_recorded, notifier_serving, requested
 from tests.unit.notifier.helpers import endpoint, new_secret, request
 
 pytestmark = pytest.mark.infra
@@ -67,6 +67,8 @@ async def test_a_500_is_retried_and_the_request_delivered_once(infra, unique, ru
     await send(event)
     assert await receiver.wait_for(lambda r: r.count(event["id"]) == 1, timeout=30)
     assert event["id"] not in receiver.delivered_ids()
+    # the notifier settles the attempt on the clock it reads then: move it only after
+    await attempts_recorded(infra, unique, event["id"], 1)
     harness.clock.set(T0 + timedelta(seconds=5))  # the first retry's ceiling
     assert await receiver.wait_for(lambda r: event["id"] in r.delivered_ids(), timeout=30)
     await send(event)  # the same request again: the inbox drops it

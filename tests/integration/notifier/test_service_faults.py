@@ -13,11 +13,10 @@ import pytest
 
 from services.notifier.domain.settings import DEFAULT_SETTINGS as S
 from services.notifier.receiver import WebhookReceiver
-from shared import db
 from shared.infra import free_port
 from shared.topics import DELIVERIES
-from tests.integration.harness import eventually, patient_messages
-from tests.integration.notifier.serving import notifier_serving, requested
+from tests.integration.harness import patient_messages
+from tests.integration.notifier.serving import attempts_recorded, notifier_serving, requested
 from tests.unit.notifier.helpers import endpoint, new_secret
 
 pytestmark = pytest.mark.infra
@@ -31,22 +30,6 @@ async def outcomes(infra, patient: str, n: int = 1) -> list[dict]:  # type: igno
         e["data"] | {"type": e["type"]}
         for e in await patient_messages(infra.bootstrap, DELIVERIES.name, patient, n)
     ]
-
-
-async def attempts_recorded(infra, unique: str, notification_id: str, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the notifier has recorded ``n`` attempts of the delivery: the
-    receiver sees an attempt before the notifier settles it on the clock it then
-    reads, so the clock moves on only after that."""
-    conn = await db.connect(infra.database_url, f"notifier_{unique}")
-    try:
-        count = "SELECT count(*) FROM delivery_attempts WHERE notification_id = $1"
-        assert await eventually(lambda: _at_least(conn, count, notification_id, n), timeout=30)
-    finally:
-        await conn.close()
-
-
-async def _at_least(conn, sql: str, notification_id: str, n: int) -> bool:  # type: ignore[no-untyped-def]
-    return await conn.fetchval(sql, notification_id) >= n
 
 
 async def test_a_receiver_down_for_a_simulated_hour_gets_the_request_once_within_the_hour_back(
