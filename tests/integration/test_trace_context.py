@@ -52,7 +52,9 @@ async def test_one_trace_through_intake_scheduler_and_alerts(infra, unique, capl
         decision = (await patient_messages(infra.bootstrap, INTAKE_DECISIONS.name, patient, 1))[0]
         schedule = await patient_messages(infra.bootstrap, SCHEDULE.name, patient, 1)
         alerts = services[2]
-        assert await eventually(lambda: _async(bool(alerts.outcomes_for(patient))), timeout=60)
+        # a fresh alerts group reads its three topics from their start: in a whole run,
+        # every earlier test's schedule, clinical and delivery events come first
+        assert await eventually(lambda: _async(bool(alerts.outcomes_for(patient))), timeout=300)
         stop = event(
             "ntx.treatment.stopped.v1",
             NOW,
