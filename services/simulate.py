@@ -44,6 +44,8 @@ __all__ = [
 ]
 
 EARLY_SERVICES = ("intake", "scheduler")
+#: Seconds the run waits at its end before the last settle (a few timer polls).
+END_GRACE_S = 1.0
 LATE_SERVICE = "alerts"
 MARKER = "sim-marker"
 #: after the last day before the alerts service is deployed, before it is deployed
@@ -101,6 +103,10 @@ async def drive(
         await cluster.settle()
         bar.update(1)
     await cluster.advance(run_end(days))
+    # what falls due at the very end is read off the topics next: give the services'
+    # loops a moment past two quiet probes to emit it, then settle once more
+    await asyncio.sleep(END_GRACE_S)
+    await cluster.settle()
     await cluster.close_probes()
     bar.close()
 
